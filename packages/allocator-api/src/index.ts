@@ -1,0 +1,23 @@
+export type {
+  AllocCtx,
+  AllocPhase,
+  AllocatorCaps,
+  AllocatorStats,
+  Paddr,
+  PhysMemoryAccess,
+  TableAllocator,
+  ZeroPolicy,
+} from './allocator.js';
+export {
+  ATOMIC_CTX,
+  BLOCKING_CTX,
+  MIN_TABLE_ALLOC,
+  PGD_CTX,
+  allocSizeFor,
+  isPowerOfTwo,
+} from './allocator.js';
+export type { AllocatorRule, Errno } from './errors.js';
+export { AccountingError, AllocatorFaultError, AllocatorMisuseError, ERRNO_VALUE } from './errors.js';
+export { EMPTY_STATS, accountedBytes, assertAccounting } from './accounting.js';
+export type { PluginParts } from './plugin.js';
+export { definePlugin } from './plugin.js';

@@ -1,0 +1,43 @@
+import type {
+  AllocCtx,
+  AllocatorCaps,
+  AllocatorStats,
+  Paddr,
+  PhysMemoryAccess,
+  TableAllocator,
+} from './allocator.js';
+
+/** What a decorator plugin writes: only the verbs it changes. */
+export interface PluginParts {
+  caps: Partial<AllocatorCaps> & { readonly name: string };
+  alloc(size: number, ctx: AllocCtx): Paddr | null;
+  free(paddr: Paddr, size: number): void;
+  /** Own accounting; `backingCalls` defaults to the calls this plugin counted. */
+  stats(): AllocatorStats;
+  /** Drain own pending frees; `flushDone` is then forwarded to the inner allocator. */
+  flushDone?(): void;
+  drain?(): void;
+}
+
+/**
+ * Build a decorator over `inner`: capabilities default to the inner allocator's,
+ * `memory` is forwarded, and `flushDone` runs the plugin's own drain first and then
+ * forwards down the stack. Keeps every plugin to the logic that is really its own.
+ */
+export function definePlugin(inner: TableAllocator, parts: PluginParts): TableAllocator {
+  const caps: AllocatorCaps = Object.freeze({ ...inner.caps, ...parts.caps });
+  const memory: PhysMemoryAccess = inner.memory;
+  const allocator: TableAllocator = {
+    caps,
+    memory,
+    alloc: parts.alloc,
+    free: parts.free,
+    stats: parts.stats,
+    flushDone() {
+      parts.flushDone?.();
+      inner.flushDone();
+    },
+  };
+  if (parts.drain) allocator.drain = parts.drain;
+  return allocator;
+}

@@ -1,0 +1,419 @@
+/**
+ * The LPAE engine: map, unmap, walk and teardown over descriptors in simulated memory,
+ * following io-pgtable-arm.c (v6.19 cycle) step by step. Addresses come in already
+ * validated and converted: `iova` in signed-64 number form (for events), `i52` its low
+ * 52 bits (for indexing). Hot loops read and write 32-bit words; no BigInt, no objects.
+ */
+import { AllocatorFaultError, type AllocCtx, type Paddr } from '@io-pgtable/allocator-api';
+import { hex } from '../../addr.js';
+import type { FormatName } from '../../constants.js';
+import { Quirk } from '../../constants.js';
+import type { IotlbGather } from '../../gather.js';
+import { levelIndex, maxEntries, tableSize, type Geometry } from '../../geometry.js';
+import { PhysMemory } from '../../phys/memory.js';
+import { TableRegistry } from '../../phys/registry.js';
+import type { DmaOps, FlushOps } from '../../types.js';
+import {
+  PTE_AP_RDONLY,
+  PTE_HI_DBM,
+  PTE_HI_NSTABLE,
+  PTE_HI_SW_SYNC,
+  PTE_TYPE_BLOCK,
+  PTE_TYPE_MASK,
+  PTE_TYPE_PAGE,
+  PTE_TYPE_TABLE,
+  paddrToPteHi,
+  paddrToPteLo,
+  pteToPaddr,
+} from './pte.js';
+
+/** Kernel return codes used inside the engine. */
+export const E_OK = 0;
+export const E_INVAL = -22;
+export const E_RANGE = -34;
+export const E_EXIST = -17;
+export const E_NOMEM = -12;
+/** `-ENOENT` returned through `size_t` by `__arm_lpae_unmap`. */
+export const UNMAP_ENOENT = -2;
+
+export interface EngineHooks {
+  alloc(size: number, ctx: AllocCtx): Paddr | null;
+  free(paddr: Paddr, size: number): void;
+  /** Name used when blaming the allocator. */
+  allocatorName: string;
+}
+
+export interface EngineConfig {
+  fmt: FormatName;
+  quirks: number;
+  coherentWalk: boolean;
+  geometry: Geometry;
+  memory: PhysMemory;
+  hooks: EngineHooks;
+  tlb: FlushOps<unknown>;
+  dma: DmaOps;
+  cookie: unknown;
+  /** Verify every allocation (zeroed, aligned, in range, not overlapping). */
+  checkAllocations: boolean;
+  /** Tables are shared across page tables that share memory, to catch cross-table overlap. */
+  registry: TableRegistry;
+}
+
+/** Records a dirty range for read_and_clear_dirty (iommu_dirty_bitmap_record). */
+export interface DirtyRecorder {
+  record(iova: number, size: number): void;
+}
+
+export class LpaeEngine {
+  readonly g: Geometry;
+  readonly mali: boolean;
+  readonly coherent: boolean;
+  readonly mem: PhysMemory;
+  pgd: Paddr = -1;
+  liveTables = 0;
+  liveBytes = 0;
+  /** Bytes mapped by the last `map` (the kernel's `*mapped` accumulator). */
+  mapped = 0;
+  private readonly nsTable: number;
+
+  constructor(readonly cfg: EngineConfig) {
+    this.g = cfg.geometry;
+    this.mali = cfg.fmt === 'ARM_MALI_LPAE';
+    this.coherent = cfg.coherentWalk;
+    this.mem = cfg.memory;
+    this.nsTable = cfg.quirks & Quirk.ARM_NS ? PTE_HI_NSTABLE : 0;
+  }
+
+  // ---- table memory -------------------------------------------------------------
+
+  /** __arm_lpae_alloc_pages: allocate max(size, 64), check it, DMA-map it when non-coherent. */
+  allocPages(size: number, ctx: AllocCtx): Paddr | null {
+    const allocSize = size < 64 ? 64 : size;
+    const p = this.cfg.hooks.alloc(allocSize, ctx);
+    if (p === null || p === undefined) return null;
+    if (this.cfg.checkAllocations) this.verify(p, allocSize);
+    if (!this.coherent) {
+      const dma = this.cfg.dma.map(p, size);
+      if (!(dma >= 0)) {
+        this.cfg.hooks.free(p, size);
+        return null;
+      }
+      if (dma !== p) {
+        this.cfg.dma.unmap(dma, size);
+        this.cfg.hooks.free(p, size);
+        return null;
+      }
+    }
+    this.cfg.registry.add(p, allocSize);
+    this.liveTables++;
+    this.liveBytes += allocSize;
+    return p;
+  }
+
+  private verify(p: number, allocSize: number): void {
+    const name = this.cfg.hooks.allocatorName;
+    const fault = (rule: 'aligned' | 'in-range' | 'no-overlap' | 'zeroed', msg: string): never => {
+      throw new AllocatorFaultError(name, rule, msg, p);
+    };
+    if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < 0) fault('in-range', `returned ${String(p)}, not a physical address`);
+    if (p % allocSize !== 0) fault('aligned', `returned ${hex(p)} for a ${allocSize}-byte table, not aligned to its size`);
+    if (p + allocSize > 2 ** this.g.oas) fault('in-range', `returned ${hex(p)}, outside the ${this.g.oas}-bit output address space`);
+    if (this.cfg.registry.overlaps(p, allocSize)) fault('no-overlap', `returned ${hex(p)} (${allocSize} bytes), which overlaps a live page table`);
+    if (!this.mem.isZero(p, allocSize)) fault('zeroed', `returned ${hex(p)} (${allocSize} bytes) with non-zero contents`);
+  }
+
+  /** __arm_lpae_free_pages: DMA-unmap when non-coherent, then the free hook with the real size. */
+  freePages(p: Paddr, size: number): void {
+    if (!this.coherent) this.cfg.dma.unmap(p, size);
+    const allocSize = size < 64 ? 64 : size;
+    this.cfg.registry.remove(p, allocSize);
+    this.liveTables--;
+    this.liveBytes -= allocSize;
+    this.cfg.hooks.free(p, size);
+  }
+
+  private sync(table: Paddr, idx: number, count: number): void {
+    this.cfg.dma.sync(table + idx * 8, count * 8);
+  }
+
+  private guardWrite(table: Paddr, idx: number, count: number): void {
+    this.mem.guard?.check('write', table + idx * 8, count * 8, 'pgtable');
+  }
+
+  /** Post-order teardown of the table at `level` (children before parent). */
+  freeTable(level: number, table: Paddr): void {
+    const size = tableSize(this.g, level);
+    if (level < 3) {
+      const w = this.mem.peek(table);
+      const base = PhysMemory.wordIndex(table);
+      const entries = size / 8;
+      for (let i = 0; i < entries; i++) {
+        const lo = w[base + 2 * i]!;
+        const hi = w[base + 2 * i + 1]!;
+        if ((lo === 0 && hi === 0) || this.isLeafLo(lo, level)) continue;
+        this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule));
+        // The recursive call may have moved the memory's one-chunk cache; re-read is cheap.
+      }
+    }
+    this.freePages(table, size);
+  }
+
+  isLeafLo(lo: number, level: number): boolean {
+    if (level === 3 && !this.mali) return (lo & PTE_TYPE_MASK) === PTE_TYPE_PAGE;
+    return (lo & PTE_TYPE_MASK) === PTE_TYPE_BLOCK;
+  }
+
+  // ---- map ----------------------------------------------------------------------
+
+  /**
+   * __arm_lpae_map from the PGD. Returns 0 or a negative errno; adds to `this.mapped`.
+   * Leaf attributes come pre-computed as a template (arm_lpae_prot_to_pte).
+   */
+  map(iova: number, i52: number, pa: number, pgsize: number, pgcount: number, tLo: number, tHi: number, ctx: AllocCtx, clampToPgd: boolean): number {
+    const g = this.g;
+    const mem = this.mem;
+    let level = g.startLevel;
+    let table = this.pgd;
+    for (;;) {
+      const idx = levelIndex(g, i52, level);
+      const bs = g.blockSize[level]!;
+      if (pgsize === bs) {
+        let n = Math.min(pgcount, maxEntries(g, idx));
+        if (clampToPgd && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        return this.initPtes(iova, pa, level, table, idx, n, tLo, tHi);
+      }
+      if (level >= 3) return E_INVAL;
+      const w = mem.chunk(table);
+      const slot = PhysMemory.wordIndex(table) + 2 * idx;
+      let lo = w[slot]!;
+      let hi = w[slot + 1]!;
+      if (lo === 0 && hi === 0) {
+        const child = this.allocPages(g.granule, ctx);
+        if (child === null) return E_NOMEM;
+        // arm_lpae_install_table: the slot is still empty (operations are serialised).
+        lo = (paddrToPteLo(child) | PTE_TYPE_TABLE) >>> 0;
+        hi = (paddrToPteHi(child) | this.nsTable) >>> 0;
+        this.guardWrite(table, idx, 1);
+        const w2 = mem.chunk(table);
+        w2[slot] = lo;
+        w2[slot + 1] = hi;
+        if (!this.coherent) {
+          this.sync(table, idx, 1);
+          hi = (hi | PTE_HI_SW_SYNC) >>> 0;
+          w2[slot + 1] = hi;
+        }
+      } else if (!this.coherent && !(hi & PTE_HI_SW_SYNC)) {
+        this.sync(table, idx, 1);
+      }
+      if (this.isLeafLo(lo, level)) return E_EXIST;
+      table = pteToPaddr(lo, hi, g.granule);
+      level++;
+    }
+  }
+
+  /** arm_lpae_init_pte: check all n slots first, tear down tables in the way, then write. */
+  private initPtes(iova: number, pa: number, level: number, table: Paddr, idx: number, n: number, tLo: number, tHi: number): number {
+    const g = this.g;
+    const bs = g.blockSize[level]!;
+    const base = PhysMemory.wordIndex(table);
+    for (let i = 0; i < n; i++) {
+      const w = this.mem.peek(table);
+      const lo = w[base + 2 * (idx + i)]!;
+      if (this.isLeafLo(lo, level)) return E_EXIST;
+      if ((lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
+        // Replace a table by a block: unmap exactly one block at this level, NULL gather.
+        const iv = iova + i * bs;
+        if (this.unmapAt(iv, lowBits(iv), bs, 1, level, table, null) !== bs) return E_INVAL;
+      }
+    }
+    const type = level === 3 && !this.mali ? PTE_TYPE_PAGE : PTE_TYPE_BLOCK;
+    const lo0 = (tLo | type) >>> 0;
+    this.guardWrite(table, idx, n);
+    const w = this.mem.chunk(table);
+    let slot = base + 2 * idx;
+    if (bs < 0x1_0000_0000 && pa + n * bs <= 0x1_0000_0000) {
+      // Everything below 4 GiB: the high word holds only attributes.
+      for (let i = 0, a = pa; i < n; i++, a += bs, slot += 2) {
+        w[slot] = (lo0 | (a & 0xfffff000)) >>> 0;
+        w[slot + 1] = tHi;
+      }
+    } else {
+      for (let i = 0, a = pa; i < n; i++, a += bs, slot += 2) {
+        w[slot] = (lo0 | paddrToPteLo(a)) >>> 0;
+        w[slot + 1] = (tHi | paddrToPteHi(a)) >>> 0;
+      }
+    }
+    if (!this.coherent) this.sync(table, idx, n);
+    this.mapped += n * bs;
+    return E_OK;
+  }
+
+  // ---- unmap --------------------------------------------------------------------
+
+  /** arm_lpae_unmap_pages after validation: from the PGD. */
+  unmap(iova: number, i52: number, pgsize: number, pgcount: number, gather: IotlbGather | null, clampToPgd: boolean): number {
+    return this.unmapAt(iova, i52, pgsize, pgcount, this.g.startLevel, this.pgd, gather, clampToPgd);
+  }
+
+  /**
+   * __arm_lpae_unmap: returns bytes unmapped, or UNMAP_ENOENT when the first entry on the
+   * path is empty. Sub-tables under removed entries are freed right after tlb_flush_walk.
+   */
+  unmapAt(iova: number, i52: number, pgsize: number, pgcount: number, level: number, table: Paddr, gather: IotlbGather | null, clampToPgd = false): number {
+    const g = this.g;
+    const mem = this.mem;
+    const cookie = this.cfg.cookie;
+    for (;;) {
+      if (level === 4) return 0;
+      const idx = levelIndex(g, i52, level);
+      const base = PhysMemory.wordIndex(table);
+      let w = mem.peek(table);
+      const lo0 = w[base + 2 * idx]!;
+      const hi0 = w[base + 2 * idx + 1]!;
+      if (lo0 === 0 && hi0 === 0) return UNMAP_ENOENT;
+      const bs = g.blockSize[level]!;
+      if (pgsize === bs) {
+        let n = Math.min(pgcount, maxEntries(g, idx));
+        if (clampToPgd && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        let i = 0;
+        for (; i < n; i++) {
+          w = mem.peek(table);
+          const lo = w[base + 2 * (idx + i)]!;
+          const hi = w[base + 2 * (idx + i) + 1]!;
+          if (lo === 0 && hi === 0) break;
+          if (!this.isLeafLo(lo, level)) {
+            this.clear(table, idx + i, 1);
+            this.cfg.tlb.tlbFlushWalk?.(iova + i * bs, bs, g.granule, cookie);
+            this.freeTable(level + 1, pteToPaddr(lo, hi, g.granule));
+          }
+        }
+        this.clear(table, idx, i);
+        if (gather !== null && !gather.queued) {
+          const addPage = this.cfg.tlb.tlbAddPage;
+          if (addPage !== undefined) for (let j = 0; j < i; j++) addPage(gather, iova + j * bs, bs, cookie);
+        }
+        return i * bs;
+      }
+      if (this.isLeafLo(lo0, level)) return 0; // "Unmap of a partial large IOPTE is not allowed"
+      table = pteToPaddr(lo0, hi0, g.granule);
+      level++;
+    }
+  }
+
+  private clear(table: Paddr, idx: number, n: number): void {
+    if (n === 0) return;
+    this.guardWrite(table, idx, n);
+    const w = this.mem.chunk(table);
+    const start = PhysMemory.wordIndex(table) + 2 * idx;
+    w.fill(0, start, start + 2 * n);
+    if (!this.coherent) this.sync(table, idx, n);
+  }
+
+  // ---- walks --------------------------------------------------------------------
+
+  /**
+   * iova_to_phys: the output address for `i52` (low 52 bits of the IOVA), or -1 when an
+   * invalid entry is met. Level and descriptor of the leaf land in `lastLevel`/`lastLo`/`lastHi`.
+   */
+  lastLevel = 0;
+  lastLo = 0;
+  lastHi = 0;
+  translate(i52: number): number {
+    const g = this.g;
+    let level = g.startLevel;
+    let table = this.pgd;
+    for (;;) {
+      const w = this.mem.peek(table);
+      const slot = PhysMemory.wordIndex(table) + 2 * levelIndex(g, i52, level);
+      const lo = w[slot]!;
+      const hi = w[slot + 1]!;
+      this.lastLevel = level;
+      this.lastLo = lo;
+      this.lastHi = hi;
+      if (this.isLeafLo(lo, level)) {
+        const bs = g.blockSize[level]!;
+        // The kernel ORs the offset in: unaligned output-address bits stay visible (FORMAT.md note 9).
+        return or53(pteToPaddr(lo, hi, g.granule), i52 % bs);
+      }
+      if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return -1;
+      table = pteToPaddr(lo, hi, g.granule);
+      level++;
+    }
+  }
+
+  /** arm_lpae_pgtable_walk: every descriptor on the path, by absolute level. */
+  walkPath(i52: number, out: Array<[number, number] | undefined>): number {
+    const g = this.g;
+    let level = g.startLevel;
+    let table = this.pgd;
+    for (;;) {
+      const w = this.mem.peek(table);
+      const slot = PhysMemory.wordIndex(table) + 2 * levelIndex(g, i52, level);
+      const lo = w[slot]!;
+      const hi = w[slot + 1]!;
+      out[level] = [lo, hi];
+      if (this.isLeafLo(lo, level)) return E_OK;
+      if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return E_INVAL;
+      table = pteToPaddr(lo, hi, g.granule);
+      level++;
+    }
+  }
+
+  /**
+   * read_and_clear_dirty's walk over [addr, end): records writeable-dirty leaves (DBM set,
+   * AP[2] clear) and, unless `noClear`, makes them writeable-clean by setting AP[2].
+   */
+  private dAddr = 0;
+  private dEnd = 0;
+  dirtyWalk(iova: number, size: number, noClear: boolean, rec: DirtyRecorder): number {
+    this.dAddr = iova;
+    this.dEnd = iova + size;
+    return this.dirtyLevel(this.g.startLevel, this.pgd, noClear, rec);
+  }
+
+  private dirtyLevel(level: number, table: Paddr, noClear: boolean, rec: DirtyRecorder): number {
+    const g = this.g;
+    const maxE = level === g.startLevel ? g.pgdEntries : g.ptesPerTable;
+    const base = PhysMemory.wordIndex(table);
+    const bs = g.blockSize[level]!;
+    for (let idx = levelIndex(g, this.dAddr, level); idx < maxE && this.dAddr < this.dEnd; idx++) {
+      const w = this.mem.peek(table);
+      const lo = w[base + 2 * idx]!;
+      const hi = w[base + 2 * idx + 1]!;
+      if (this.isLeafLo(lo, level)) {
+        if ((hi & PTE_HI_DBM) !== 0 && (lo & PTE_AP_RDONLY) === 0) {
+          rec.record(this.dAddr, bs);
+          if (!noClear) {
+            this.guardWrite(table, idx, 1);
+            this.mem.chunk(table)[base + 2 * idx] = (lo | PTE_AP_RDONLY) >>> 0;
+          }
+        }
+        this.dAddr += bs;
+        continue;
+      }
+      if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return E_INVAL;
+      const ret = this.dirtyLevel(level + 1, pteToPaddr(lo, hi, g.granule), noClear, rec);
+      if (ret !== E_OK) return ret;
+    }
+    return E_OK;
+  }
+
+  /** Teardown: tlb_flush_all, then free every table post-order, PGD last. */
+  destroy(): void {
+    this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
+    this.freeTable(this.g.startLevel, this.pgd);
+  }
+}
+
+/** Low 52 bits of a signed-64 IOVA number. */
+export function lowBits(iova: number): number {
+  const r = iova % 2 ** 52;
+  return r < 0 ? r + 2 ** 52 : r;
+}
+
+/** Bitwise OR of two non-negative integers below 2^53. */
+function or53(a: number, b: number): number {
+  const lo = ((a % 0x1_0000_0000) | (b % 0x1_0000_0000)) >>> 0;
+  const hi = (Math.floor(a / 0x1_0000_0000) | Math.floor(b / 0x1_0000_0000)) >>> 0;
+  return hi * 0x1_0000_0000 + lo;
+}
