@@ -29,3 +29,4 @@ export {
 } from './io-pgtable.js';
 export { TraceError, parseTrace, parseU64, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
 export { compareResults, replayParsed, replayTrace } from './replay/replay.js';
+export * as hw from './hw/index.js';

@@ -319,6 +319,12 @@ export class PageTable<C = unknown> {
     return { liveTables: this.engine.liveTables, liveBytes: this.engine.liveBytes };
   }
 
+  /** Leaf templates by prot mask (0..0x3f), computed once: no allocation per map call. */
+  private readonly templates: Array<{ lo: number; hi: number } | undefined> = [];
+  private template(prot: number): { lo: number; hi: number } {
+    return (this.templates[prot] ??= protToPte(this.format, this.cfg.quirks, prot));
+  }
+
   private alive(): void {
     if (this.freed) throw new IoPgtableError('EINVAL', 'page table used after free()');
   }
@@ -380,17 +386,15 @@ export class PageTable<C = unknown> {
     if (strict) {
       const bad = this.strictRange(iv, pa, ps, pgcount);
       if (bad) return bad;
-      const busy = this.findExisting(low52(iv), ps, pgcount);
-      if (busy) return err('EEXIST', busy);
     }
-    const t = protToPte(this.format, this.cfg.quirks, pm.mask);
+    const t = this.template(pm.mask);
     e.mapped = 0;
     const ret = e.map(iv, low52(iv), pa, ps, pgcount, t.lo, t.hi, ctx, strict);
     const mapped = e.mapped;
     if (ret === E_OK) return { mapped };
     const error: MapErrno = ret === E_EXIST ? 'EEXIST' : ret === E_NOMEM ? 'ENOMEM' : ret === E_INVAL ? 'EINVAL' : 'ERANGE';
     const message =
-      error === 'EEXIST' ? `iova ${hex(iv)} is already mapped` : error === 'ENOMEM' ? 'the allocator could not provide a table' : `pgsize ${hex(ps)} cannot be mapped at any level of this table`;
+      error === 'EEXIST' ? `iova ${hex(iv)} (or part of the run) is already mapped` : error === 'ENOMEM' ? 'the allocator could not provide a table' : `pgsize ${hex(ps)} cannot be mapped at any level of this table`;
     return { mapped, error, message };
   }
 
@@ -408,60 +412,6 @@ export class PageTable<C = unknown> {
       return { mapped: 0, error: 'EINVAL', message: `pgsize ${hex(ps)} is larger than the whole table` };
     }
     return null;
-  }
-
-  /**
-   * Strict mode: would this call overwrite a mapping? Looks at the entries the kernel
-   * would write (one table page's worth) without allocating anything.
-   */
-  private findExisting(i52: number, ps: number, count: number): string | null {
-    const g = this.geometry;
-    const e = this.engine;
-    const mem = e.mem;
-    let level = g.startLevel;
-    let table = e.pgd;
-    while (level <= 3) {
-      const idx = Math.floor(i52 / g.levelDiv[level]!) % g.indexCount[level]!;
-      const bs = g.blockSize[level]!;
-      const w = mem.peek(table);
-      const base = PhysMemory.wordIndex(table);
-      if (ps === bs) {
-        let n = Math.min(count, g.ptesPerTable - (idx & (g.ptesPerTable - 1)));
-        if (level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
-        for (let i = 0; i < n; i++) {
-          const lo = w[base + 2 * (idx + i)]!;
-          const hi = w[base + 2 * (idx + i) + 1]!;
-          if (lo === 0 && hi === 0) continue;
-          if (e.isLeafLo(lo, level)) return `iova ${hex(i52 + i * bs)} is already mapped`;
-          if (level < 3 && this.subtreeHasLeaf(level + 1, pteAddr(lo, hi, g.granule))) {
-            return `a ${hex(bs)} block at ${hex(i52 + i * bs)} would replace mappings below it`;
-          }
-        }
-        return null;
-      }
-      if (level === 3) return null;
-      const lo = w[base + 2 * idx]!;
-      const hi = w[base + 2 * idx + 1]!;
-      if (lo === 0 && hi === 0) return null;
-      if (e.isLeafLo(lo, level)) return `iova ${hex(i52)} lies inside a ${hex(bs)} block`;
-      table = pteAddr(lo, hi, g.granule);
-      level++;
-    }
-    return null;
-  }
-
-  private subtreeHasLeaf(level: number, table: Paddr): boolean {
-    const g = this.geometry;
-    const w = this.engine.mem.peek(table);
-    const base = PhysMemory.wordIndex(table);
-    for (let i = 0; i < g.ptesPerTable; i++) {
-      const lo = w[base + 2 * i]!;
-      const hi = w[base + 2 * i + 1]!;
-      if (lo === 0 && hi === 0) continue;
-      if (this.engine.isLeafLo(lo, level)) return true;
-      if (level < 3 && this.subtreeHasLeaf(level + 1, pteAddr(lo, hi, g.granule))) return true;
-    }
-    return false;
   }
 
   /**
@@ -495,10 +445,6 @@ export class PageTable<C = unknown> {
       const size = 2 ** this.cfg.ias;
       const start = this.ttbr1 ? iv + size : iv;
       if (start + ps * pgcount > size) return err('ERANGE', `iova ${hex(iv)} + ${hex(ps * pgcount)} runs past the end of the input address space`);
-      const lk = this.engine.translate(low52(iv));
-      if (lk >= 0 && this.geometry.blockSize[this.engine.lastLevel]! > ps) {
-        return err('EINVAL', `iova ${hex(iv)} lies inside a ${hex(this.geometry.blockSize[this.engine.lastLevel]!)} block; unmap the whole block`);
-      }
     }
     const r = this.engine.unmap(iv, low52(iv), ps, pgcount, gather, strict);
     if (r === UNMAP_ENOENT) return { unmapped: 0, error: 'ENOENT', message: `nothing is mapped at iova ${hex(iv)}` };

@@ -60,7 +60,11 @@ export class PhysMemory implements PhysMemoryAccess {
   peek(paddr: Paddr): Uint32Array {
     const key = Math.floor(paddr / CHUNK_BYTES);
     if (key === this.lastKey) return this.lastChunk;
-    return this.chunks.get(key) ?? ZERO_CHUNK;
+    const c = this.chunks.get(key);
+    if (c === undefined) return ZERO_CHUNK;
+    this.lastKey = key;
+    this.lastChunk = c;
+    return c;
   }
 
   /** Word index of `paddr` inside its chunk. */
@@ -99,17 +103,19 @@ export class PhysMemory implements PhysMemoryAccess {
   }
 
   isZero(paddr: Paddr, size: number): boolean {
-    let zero = true;
-    this.forEachSpan(paddr, size, (c, w, n) => {
-      if (!zero || c === ZERO_CHUNK) return;
-      for (let i = w, end = w + n; i < end; i++) {
-        if (c[i] !== 0) {
-          zero = false;
-          return;
-        }
+    let p = paddr;
+    let left = size;
+    while (left > 0) {
+      const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
+      const c = this.peek(p);
+      if (c !== ZERO_CHUNK) {
+        const start = PhysMemory.wordIndex(p);
+        for (let i = start, end = start + (inChunk >>> 2); i < end; i++) if (c[i] !== 0) return false;
       }
-    }, false);
-    return zero;
+      p += inChunk;
+      left -= inChunk;
+    }
+    return true;
   }
 
   clean(paddr: Paddr, size: number, who: Accessor = 'allocator'): void {

@@ -15,9 +15,12 @@ import { PhysMemory } from './memory.js';
 export interface SystemAllocatorOptions {
   /** Memory to allocate from; a fresh one by default. */
   memory?: PhysMemory;
-  /** First physical address of the region this allocator owns (default 4 GiB). */
+  /**
+   * First physical address of the region this allocator owns (default 2 GiB, so that
+   * tables fit even a 32-bit output address space).
+   */
   base?: Paddr;
-  /** Size of the region in bytes (default 64 GiB). */
+  /** Size of the region in bytes (default 1 GiB). */
   limit?: number;
   /**
    * Smallest block handed out. The kernel's iommu-pages allocator never hands out less
@@ -46,8 +49,8 @@ export interface SystemAllocator extends TableAllocator {
  */
 export function createSystemAllocator(opts: SystemAllocatorOptions = {}): SystemAllocator {
   const memory = opts.memory ?? new PhysMemory();
-  const base = opts.base ?? 0x1_0000_0000;
-  const end = base + (opts.limit ?? 64 * 2 ** 30);
+  const base = opts.base ?? 0x8000_0000;
+  const end = base + (opts.limit ?? 0x4000_0000);
   const minBlock = opts.minBlock ?? 4096;
   const name = opts.name ?? 'system';
   if (!isPowerOfTwo(minBlock) || minBlock < 64) throw new RangeError(`minBlock must be a power of two >= 64, got ${minBlock}`);

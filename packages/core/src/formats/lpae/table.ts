@@ -105,6 +105,8 @@ export class LpaeEngine {
       }
     }
     this.cfg.registry.add(p, allocSize);
+    // Materialise the table's chunk so reads through peek() see the live array from now on.
+    this.mem.chunk(p);
     this.liveTables++;
     this.liveBytes += allocSize;
     return p;
@@ -152,7 +154,6 @@ export class LpaeEngine {
         const hi = w[base + 2 * i + 1]!;
         if ((lo === 0 && hi === 0) || this.isLeafLo(lo, level)) continue;
         this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule));
-        // The recursive call may have moved the memory's one-chunk cache; re-read is cheap.
       }
     }
     this.freePages(table, size);
@@ -169,7 +170,7 @@ export class LpaeEngine {
    * __arm_lpae_map from the PGD. Returns 0 or a negative errno; adds to `this.mapped`.
    * Leaf attributes come pre-computed as a template (arm_lpae_prot_to_pte).
    */
-  map(iova: number, i52: number, pa: number, pgsize: number, pgcount: number, tLo: number, tHi: number, ctx: AllocCtx, clampToPgd: boolean): number {
+  map(iova: number, i52: number, pa: number, pgsize: number, pgcount: number, tLo: number, tHi: number, ctx: AllocCtx, strict: boolean): number {
     const g = this.g;
     const mem = this.mem;
     let level = g.startLevel;
@@ -179,7 +180,8 @@ export class LpaeEngine {
       const bs = g.blockSize[level]!;
       if (pgsize === bs) {
         let n = Math.min(pgcount, maxEntries(g, idx));
-        if (clampToPgd && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        if (strict && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        if (strict && this.anyMapped(level, table, idx, n)) return E_EXIST;
         return this.initPtes(iova, pa, level, table, idx, n, tLo, tHi);
       }
       if (level >= 3) return E_INVAL;
@@ -211,14 +213,35 @@ export class LpaeEngine {
     }
   }
 
+  /**
+   * Strict mode: is anything mapped in these n slots, directly or in a table below them?
+   * Checked before the kernel's first pass, so a rejected map tears nothing down. (On the
+   * way down, a table is only allocated where the path was empty, and everything below a
+   * new table is empty, so a strict EEXIST can never follow a fresh allocation.)
+   */
+  private anyMapped(level: number, table: Paddr, idx: number, n: number): boolean {
+    const w = this.mem.peek(table);
+    const base = PhysMemory.wordIndex(table) + 2 * idx;
+    for (let i = 0; i < 2 * n; i += 2) {
+      const lo = w[base + i]!;
+      const hi = w[base + i + 1]!;
+      if (lo === 0 && hi === 0) continue;
+      if (this.isLeafLo(lo, level)) return true;
+      if (level < 3 && (lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
+        if (this.anyMapped(level + 1, pteToPaddr(lo, hi, this.g.granule), 0, this.g.ptesPerTable)) return true;
+      }
+    }
+    return false;
+  }
+
   /** arm_lpae_init_pte: check all n slots first, tear down tables in the way, then write. */
   private initPtes(iova: number, pa: number, level: number, table: Paddr, idx: number, n: number, tLo: number, tHi: number): number {
     const g = this.g;
     const bs = g.blockSize[level]!;
     const base = PhysMemory.wordIndex(table);
+    const w0 = this.mem.peek(table);
     for (let i = 0; i < n; i++) {
-      const w = this.mem.peek(table);
-      const lo = w[base + 2 * (idx + i)]!;
+      const lo = w0[base + 2 * (idx + i)]!;
       if (this.isLeafLo(lo, level)) return E_EXIST;
       if ((lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
         // Replace a table by a block: unmap exactly one block at this level, NULL gather.
@@ -251,15 +274,15 @@ export class LpaeEngine {
   // ---- unmap --------------------------------------------------------------------
 
   /** arm_lpae_unmap_pages after validation: from the PGD. */
-  unmap(iova: number, i52: number, pgsize: number, pgcount: number, gather: IotlbGather | null, clampToPgd: boolean): number {
-    return this.unmapAt(iova, i52, pgsize, pgcount, this.g.startLevel, this.pgd, gather, clampToPgd);
+  unmap(iova: number, i52: number, pgsize: number, pgcount: number, gather: IotlbGather | null, strict: boolean): number {
+    return this.unmapAt(iova, i52, pgsize, pgcount, this.g.startLevel, this.pgd, gather, strict);
   }
 
   /**
    * __arm_lpae_unmap: returns bytes unmapped, or UNMAP_ENOENT when the first entry on the
    * path is empty. Sub-tables under removed entries are freed right after tlb_flush_walk.
    */
-  unmapAt(iova: number, i52: number, pgsize: number, pgcount: number, level: number, table: Paddr, gather: IotlbGather | null, clampToPgd = false): number {
+  unmapAt(iova: number, i52: number, pgsize: number, pgcount: number, level: number, table: Paddr, gather: IotlbGather | null, strict = false): number {
     const g = this.g;
     const mem = this.mem;
     const cookie = this.cfg.cookie;
@@ -267,17 +290,17 @@ export class LpaeEngine {
       if (level === 4) return 0;
       const idx = levelIndex(g, i52, level);
       const base = PhysMemory.wordIndex(table);
-      let w = mem.peek(table);
+      // A live table's chunk array never moves (allocPages materialises it), so one lookup serves the loop.
+      const w = mem.peek(table);
       const lo0 = w[base + 2 * idx]!;
       const hi0 = w[base + 2 * idx + 1]!;
       if (lo0 === 0 && hi0 === 0) return UNMAP_ENOENT;
       const bs = g.blockSize[level]!;
       if (pgsize === bs) {
         let n = Math.min(pgcount, maxEntries(g, idx));
-        if (clampToPgd && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        if (strict && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
         let i = 0;
         for (; i < n; i++) {
-          w = mem.peek(table);
           const lo = w[base + 2 * (idx + i)]!;
           const hi = w[base + 2 * (idx + i) + 1]!;
           if (lo === 0 && hi === 0) break;
@@ -320,20 +343,27 @@ export class LpaeEngine {
   lastHi = 0;
   translate(i52: number): number {
     const g = this.g;
+    const shifts = g.levelShift;
+    const counts = g.indexCount;
+    // Split once: every index then comes from 32-bit integer operations.
+    const ihi = Math.floor(i52 / 0x1_0000_0000) >>> 0;
+    const ilo = i52 >>> 0;
     let level = g.startLevel;
     let table = this.pgd;
     for (;;) {
+      const shift = shifts[level]!;
+      const idxBits = shift >= 32 ? ihi >>> (shift - 32) : (ilo >>> shift) | (ihi << (32 - shift));
+      const idx = (idxBits >>> 0) % counts[level]!;
       const w = this.mem.peek(table);
-      const slot = PhysMemory.wordIndex(table) + 2 * levelIndex(g, i52, level);
+      const slot = PhysMemory.wordIndex(table) + 2 * idx;
       const lo = w[slot]!;
       const hi = w[slot + 1]!;
       this.lastLevel = level;
       this.lastLo = lo;
       this.lastHi = hi;
       if (this.isLeafLo(lo, level)) {
-        const bs = g.blockSize[level]!;
         // The kernel ORs the offset in: unaligned output-address bits stay visible (FORMAT.md note 9).
-        return or53(pteToPaddr(lo, hi, g.granule), i52 % bs);
+        return or53(pteToPaddr(lo, hi, g.granule), i52 % g.blockSize[level]!);
       }
       if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return -1;
       table = pteToPaddr(lo, hi, g.granule);

@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// Core benchmarks W1-W4 (issue 3): a 48-bit 4K ARM_64_LPAE_S1 table, coherent walk, the
+// free-list system allocator, flush callbacks that only count. Prints ns per unit as a
+// table and as JSON. Usage: node bench/bench.mjs [--mode kernel|strict] [--reps N] [--json]
+import { IotlbGather, Prot, createPageTable, createSystemAllocator } from '../dist/index.js';
+import os from 'node:os';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const modes = opt('mode', 'kernel,strict').split(',');
+const REPS = Number(opt('reps', '5'));
+const jsonOnly = args.includes('--json');
+
+const SZ_4K = 0x1000;
+const SZ_2M = 0x20_0000;
+const SZ_1G = 0x4000_0000;
+const RW = Prot.READ | Prot.WRITE | Prot.CACHE;
+const counts = { all: 0, walk: 0, page: 0 };
+const tlb = { tlbFlushAll: () => counts.all++, tlbFlushWalk: () => counts.walk++, tlbAddPage: () => counts.page++ };
+
+function newTable(mode) {
+  // Room for the tables of W2 (64 GiB of 2M blocks) and W1/W4 (4K pages).
+  const allocator = createSystemAllocator({ limit: 0x4000_0000 });
+  return createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: 0x40201000, ias: 48, oas: 48 }, { allocator, tlb, mode });
+}
+
+/** iommu_map-style: call map_pages with the remaining count until done. */
+function mapRange(pt, iova, pa, pgsize, count) {
+  while (count > 0) {
+    const r = pt.mapPages(iova, pa, pgsize, count, RW);
+    if (r.error) throw new Error(`map failed: ${r.error} ${r.message}`);
+    const n = r.mapped / pgsize;
+    iova += r.mapped;
+    pa += r.mapped;
+    count -= n;
+  }
+}
+function unmapRange(pt, iova, pgsize, count, gather) {
+  while (count > 0) {
+    const r = pt.unmapPages(iova, pgsize, count, gather);
+    if (r.error) throw new Error(`unmap failed: ${r.error} ${r.message}`);
+    iova += r.unmapped;
+    count -= r.unmapped / pgsize;
+  }
+}
+
+function time(fn) {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0);
+}
+
+function xorshift(seed) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+function mapUnmap(mode, iova, pa, pgsize, count) {
+  let bestMap = Infinity;
+  let bestUnmap = Infinity;
+  for (let rep = 0; rep < REPS; rep++) {
+    const pt = newTable(mode);
+    const gather = new IotlbGather();
+    bestMap = Math.min(bestMap, time(() => mapRange(pt, iova, pa, pgsize, count)) / count);
+    bestUnmap = Math.min(bestUnmap, time(() => unmapRange(pt, iova, pgsize, count, gather)) / count);
+    pt.free();
+  }
+  return { map: bestMap, unmap: bestUnmap };
+}
+
+function w3(mode) {
+  const pt = newTable(mode);
+  mapRange(pt, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
+  const rnd = xorshift(42);
+  const N = 1_000_000;
+  const offs = new Float64Array(N);
+  for (let i = 0; i < N; i++) offs[i] = (rnd() % (SZ_1G / 8)) * 8;
+  let best = Infinity;
+  let check = 0;
+  for (let rep = 0; rep < REPS; rep++) {
+    best = Math.min(best, time(() => {
+      for (let i = 0; i < N; i++) check += pt.iovaToPhys(0x1_0000_0000 + offs[i]);
+    }) / N);
+  }
+  // Every lookup must have hit: the sum of translations is the sum of expected addresses.
+  let expect = 0;
+  for (let i = 0; i < N; i++) expect += 0x2_0000_0000 + offs[i];
+  if (check !== expect * REPS) throw new Error('W3 translations are wrong');
+  pt.free();
+  return best;
+}
+
+function w4(mode) {
+  const SLOTS = 65_536;
+  const OPS = 200_000;
+  let best = Infinity;
+  for (let rep = 0; rep < REPS; rep++) {
+    const pt = newTable(mode);
+    const live = new Uint8Array(SLOTS);
+    const rnd = xorshift(7 + rep);
+    const gather = new IotlbGather();
+    best = Math.min(best, time(() => {
+      for (let i = 0; i < OPS; i++) {
+        const slot = rnd() % SLOTS;
+        const iova = 0x400_0000_0000 + slot * 0x1_0000;
+        if (live[slot]) {
+          const r = pt.unmapPages(iova, SZ_4K, 16, gather);
+          if (r.unmapped !== 0x1_0000) throw new Error('W4 unmap');
+          live[slot] = 0;
+        } else {
+          const r = pt.mapPages(iova, 0x3_0000_0000 + slot * 0x1_0000, SZ_4K, 16, RW);
+          if (r.mapped !== 0x1_0000) throw new Error('W4 map');
+          live[slot] = 1;
+        }
+      }
+    }) / OPS);
+    pt.free();
+  }
+  return best;
+}
+
+const kernelC = { w1Map: 3.1, w1Unmap: 4.0, w2Map: 3.4, w2Unmap: 4.0, w3: 70, w4: 320 };
+const results = {};
+for (const mode of modes) {
+  const w1 = mapUnmap(mode, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
+  const w2 = mapUnmap(mode, 0x10_0000_0000, 0x2_0000_0000, SZ_2M, (64 * SZ_1G) / SZ_2M);
+  results[mode] = { w1Map: w1.map, w1Unmap: w1.unmap, w2Map: w2.map, w2Unmap: w2.unmap, w3: w3(mode), w4: w4(mode) };
+}
+const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version };
+const out = { machine, reps: REPS, unit: 'ns', kernelC, results, flushCounts: counts };
+if (!jsonOnly) {
+  const rows = [
+    ['W1 map (ns/page)', 'w1Map'],
+    ['W1 unmap (ns/page)', 'w1Unmap'],
+    ['W2 map (ns/block)', 'w2Map'],
+    ['W2 unmap (ns/block)', 'w2Unmap'],
+    ['W3 iova_to_phys (ns/lookup)', 'w3'],
+    ['W4 random 64K map/unmap (ns/op)', 'w4'],
+  ];
+  const head = ['workload', 'Linux C -O2', ...modes.map((m) => `${m} (x C)`)];
+  const lines = rows.map(([label, k]) => [label, String(kernelC[k]), ...modes.map((m) => `${results[m][k].toFixed(1)} (${(results[m][k] / kernelC[k]).toFixed(2)}x)`)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cells) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; best of ${REPS}`);
+  console.log(fmt(head));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  for (const l of lines) console.log(fmt(l));
+}
+console.log(JSON.stringify(out));
