@@ -6,7 +6,7 @@ export { TableRegistry } from './phys/registry.js';
 export { createSystemAllocator, type SystemAllocator, type SystemAllocatorOptions } from './phys/system-allocator.js';
 export { createBumpAllocator, type BumpAllocator, type BumpAllocatorOptions, type BumpEvent } from './phys/bump-allocator.js';
 export * as pte from './formats/lpae/pte.js';
-export { configureLpae, LPAE_MAIR, MALI_MEMATTR, type LpaeSetup, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
+export { configureLpae, LPAE_MAIR, LPAE_MAIR_KERNEL, MALI_MEMATTR, type LpaeSetup, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
 export type { DirtyRecorder } from './formats/lpae/table.js';
 export { IotlbGather } from './gather.js';
 export { IoPgtableError, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';

@@ -357,6 +357,15 @@ export class Iommu {
     return { ...r, value: value >>> 0 };
   }
 
+  /**
+   * Tell the model that table memory changed hands where no observer sees it (e.g. a
+   * plugin gave it back to its backing store). Reported as `reuse-before-flush` when a
+   * walk-cache entry still points into it.
+   */
+  noteMemoryChange(how: string, paddr: Paddr, size: number): void {
+    this.onMemoryChange(how, paddr, size);
+  }
+
   /** Findings of some kinds (all when omitted). */
   findingsOf(...kinds: FindingKind[]): Finding[] {
     return kinds.length === 0 ? [...this.findings] : this.findings.filter((f) => kinds.includes(f.kind));
@@ -473,7 +482,7 @@ export class Iommu {
     return nt;
   }
 
-  private faulted(iova: number, f: { readonly fault: FaultKind; readonly level: number; readonly message: string; readonly ok?: false }): AccessResult {
+  private faulted(iova: number, f: { readonly fault: FaultKind; readonly level: number; readonly message: string; readonly ok?: false; readonly va?: number }): AccessResult {
     this.report({ kind: f.fault, iova, level: f.level, message: `${f.fault} at iova ${iovaHex(iova)}: ${f.message}` });
     return { ok: false, fault: f.fault, level: f.level, message: f.message };
   }
@@ -486,7 +495,7 @@ export class Iommu {
     if (this.refs.has(rec.paddr)) this.dangling.set(rec.paddr, rec.size);
   }
 
-  private onMemoryChange(how: 'allocated' | 'written' | 'zeroed' | 'reassigned', p: number, size: number): void {
+  private onMemoryChange(how: string, p: number, size: number): void {
     if (this.dangling.size === 0) return;
     for (const [base, tsize] of this.dangling) {
       if (p < base + tsize && base < p + size) {

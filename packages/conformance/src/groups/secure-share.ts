@@ -1,0 +1,9 @@
+import type { TableAllocator } from '@io-pgtable/allocator-api';
+import type { AllocatorFactory, ConformanceOptions } from '../options.js';
+import type { ConformanceCheck } from './group.js';
+
+export function secureShareChecks<A extends TableAllocator>(factory: AllocatorFactory<A>, options: ConformanceOptions<A>): ConformanceCheck[] {
+  if (options.secureShare === undefined) return [];
+  void factory;
+  return [];
+}

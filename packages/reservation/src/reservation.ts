@@ -1,0 +1,433 @@
+/**
+ * The reservation allocator: a TableAllocator whose non-root allocations consume only
+ * from the reservation of the job that is running (Panthor's `alloc_pt` with
+ * `vm->op_ctx`, msm's `p->pages[p->ptr++]`, KVM's memory caches).
+ *
+ * Phases: `prepare` may block, allocate from the backing allocator and fail; `run`
+ * opens a signalling section and installs the reservation as the active one; `release`
+ * gives the unused pages back exactly once. The root (PGD) is allocated from the
+ * backing allocator at VM creation, outside any op, as the kernel does with GFP_KERNEL.
+ */
+import {
+  AllocatorMisuseError,
+  EMPTY_STATS,
+  PGD_CTX,
+  allocSizeFor,
+  isPowerOfTwo,
+  type AllocCtx,
+  type AllocatorCaps,
+  type AllocatorStats,
+  type Paddr,
+  type TableAllocator,
+} from '@io-pgtable/allocator-api';
+import { SignallingSection, withBackingGuard } from './section.js';
+
+/**
+ * Where a table freed during a run goes once the flush covering it is done:
+ *  - `reservation`: back into the running job's reservation (usable again by the same
+ *    job after `flushDone()`; returned to the backing at release);
+ *  - `backing`: to the backing allocator (Panthor and msm free to their slab), but
+ *    never inside the signalling section: there it waits until the section closes.
+ */
+export type FreePolicy = 'reservation' | 'backing';
+
+export interface ReservationAllocatorOptions {
+  /** Name in error messages (default `reservation`). */
+  readonly name?: string;
+  /** Default `backing`. */
+  readonly freePolicy?: FreePolicy;
+  /** Share one section between allocators (one per GPU); a fresh one by default. */
+  readonly section?: SignallingSection;
+  /** Reservation page size in bytes (the granule; default 4096). */
+  readonly pageSize?: number;
+  /**
+   * Poison the allocator (its VM) when a run finds its reservation empty: later
+   * prepares fail without touching the backing allocator (Panthor's `vm->unusable`).
+   * Default false.
+   */
+  readonly markUnusable?: boolean;
+}
+
+export type ReservationState = 'new' | 'ready' | 'failed' | 'released';
+
+/** Per-reservation numbers, in tables (pages). */
+export interface ReservationCounters {
+  /** Pages taken from the backing allocator by prepare. */
+  readonly reserved: number;
+  /** Tables handed out from this reservation by run-phase allocations. */
+  readonly consumed: number;
+  /** Freed tables that came back into this reservation (policy `reservation`). */
+  readonly recycled: number;
+  /** Pages given back to the backing allocator by release. */
+  readonly returned: number;
+  /** Pages available now. */
+  readonly available: number;
+  /** Allocations refused because the reservation was empty. */
+  readonly exhaustions: number;
+}
+
+/** Totals of an allocator across all reservations (requirement 28). */
+export interface ReservationAllocatorCounters {
+  readonly reservations: number;
+  readonly failedPrepares: number;
+  readonly reserved: number;
+  readonly consumed: number;
+  readonly recycled: number;
+  readonly returned: number;
+  readonly exhaustions: number;
+  readonly rootAllocs: number;
+  readonly violations: number;
+}
+
+/** A job's private stock of zeroed pages, from prepare to release. */
+export interface Reservation {
+  readonly state: ReservationState;
+  /** Pages prepared (0 after a failed prepare). */
+  readonly reserved: number;
+  readonly consumed: number;
+  /** True once a run-phase allocation found the reservation empty. */
+  readonly exhausted: boolean;
+  counters(): ReservationCounters;
+  /**
+   * Take `count` pages from the backing allocator. On the first failure every page
+   * taken so far is returned and the state becomes `failed`; returns success.
+   * Only from state `new`.
+   */
+  prepare(count: number, ctx?: AllocCtx): boolean;
+  /**
+   * Run `fn` inside a signalling section with this reservation active: every non-root
+   * table allocation consumes from it, and any call into the backing allocator is a
+   * `run-phase-backing-call` violation. Only in state `ready`; runs do not nest.
+   */
+  run<T>(fn: () => T): T;
+  /**
+   * Return the unused pages to the backing allocator, exactly once. Idempotent, and
+   * safe after a failed, partial or never-started prepare. Returns the pages given back
+   * by this call. Must not be called inside a signalling section.
+   */
+  release(): number;
+}
+
+export interface ReservationAllocator extends TableAllocator {
+  readonly section: SignallingSection;
+  readonly freePolicy: FreePolicy;
+  readonly pageSize: number;
+  /** True after a run-phase exhaustion with `markUnusable`: every later prepare fails. */
+  readonly unusable: boolean;
+  /** The reservation installed by a running `run`, if any. */
+  readonly active: Reservation | null;
+  /** A reservation in state `new`, not yet prepared, of `pageSize`-byte pages (default: the allocator's). */
+  createReservation(pageSize?: number): Reservation;
+  /** `createReservation(pageSize)` + `prepare(count)`; check `state` (`ready` or `failed`). */
+  prepare(count: number, ctx?: AllocCtx, pageSize?: number): Reservation;
+  counters(): ReservationAllocatorCounters;
+}
+
+const PREPARE_CTX: AllocCtx = Object.freeze({ mayBlock: true, phase: 'prepare' });
+
+interface ResState {
+  state: ReservationState;
+  pageSize: number;
+  reserved: number;
+  consumed: number;
+  recycled: number;
+  returned: number;
+  exhaustions: number;
+  /** Pages ready to hand out; `dirty` holds those that need zeroing first. */
+  free: Paddr[];
+  dirty: Set<Paddr>;
+}
+
+/**
+ * Build a reservation allocator over `backing`. The backing allocator is wrapped with
+ * {@link withBackingGuard}, so this allocator's own backing calls are checked too.
+ *
+ * @example
+ * const alloc = withReservation(createSystemAllocator());
+ * const pt = createPageTable('ARM_64_LPAE_S1', cfg, { allocator: alloc }); // PGD from backing
+ * const r = alloc.prepare(tablesNeeded(pt.geometry, ops).total);            // may fail
+ * if (r.state === 'ready') r.run(() => pt.mapPages(iova, pa, 4096, 1, ['read'], { mayBlock: false, phase: 'run' }));
+ * r.release();                                                               // out of the run path
+ */
+export function withReservation(backing: TableAllocator, opts: ReservationAllocatorOptions = {}): ReservationAllocator {
+  const name = opts.name ?? 'reservation';
+  const freePolicy = opts.freePolicy ?? 'backing';
+  if (freePolicy !== 'reservation' && freePolicy !== 'backing') throw new RangeError(`unknown free policy ${JSON.stringify(freePolicy)}`);
+  const pageSize = opts.pageSize ?? 4096;
+  if (!isPowerOfTwo(pageSize) || pageSize < 64) throw new RangeError(`pageSize must be a power of two >= 64, got ${pageSize}`);
+  const section = opts.section ?? new SignallingSection();
+  const below = withBackingGuard(backing, section);
+
+  /** Tables handed out: paddr -> allocated size; roots are tracked apart. */
+  const live = new Map<Paddr, number>();
+  const roots = new Set<Paddr>();
+  /** Recently freed, to tell a double free from a foreign one. */
+  const freed = new Set<Paddr>();
+  /** Freed outside any reservation (or by policy `backing`), waiting for flushDone. */
+  let pending: Paddr[] = [];
+  /** Flushed but freed inside a section: returned to the backing once it closes. */
+  let deferred: Paddr[] = [];
+  /** Which reservation a pending page goes back to (policy `reservation`). */
+  const pendingOwner = new Map<Paddr, ResState>();
+  const states = new Set<ResState>();
+  let active: ResState | null = null;
+  let activeHandle: Reservation | null = null;
+  let liveBytes = 0;
+  /** Bytes taken from the backing allocator and not given back: tracked apart from the categories. */
+  let heldBytes = 0;
+  let backingCalls = 0;
+  let unforwardedFlush = false;
+  let unusable = false;
+  const totals = { reservations: 0, failedPrepares: 0, reserved: 0, consumed: 0, recycled: 0, returned: 0, exhaustions: 0, rootAllocs: 0 };
+
+  const caps: AllocatorCaps = Object.freeze({
+    name,
+    minSize: 64,
+    maxSize: Math.max(pageSize, backing.caps.maxSize),
+    defersFree: true,
+    zeroes: 'on-alloc',
+    mayFail: true,
+  });
+
+  const misuse = (rule: ConstructorParameters<typeof AllocatorMisuseError>[1], msg: string, paddr?: number): never => {
+    throw new AllocatorMisuseError(name, rule, msg, paddr);
+  };
+  const hex = (p: number) => '0x' + p.toString(16);
+
+  /** Size of each page this allocator holds outside `live` (reserved, pending, deferred). */
+  const pageBytes = new Map<Paddr, number>();
+
+  function giveBack(p: Paddr): void {
+    const size = pageBytes.get(p)!;
+    pageBytes.delete(p);
+    below.free(p, size);
+    heldBytes -= size;
+  }
+
+  /** Move flushed pages on: into their reservation, or towards the backing allocator. */
+  function settlePending(): void {
+    const inSection = section.isActive;
+    const list = pending;
+    pending = [];
+    for (const p of list) {
+      const owner = pendingOwner.get(p);
+      pendingOwner.delete(p);
+      freed.delete(p);
+      if (owner !== undefined && owner.state === 'ready') {
+        owner.free.push(p);
+        owner.dirty.add(p);
+        owner.recycled++;
+        totals.recycled++;
+      } else if (inSection) deferred.push(p);
+      else giveBack(p);
+    }
+    if (!inSection && deferred.length > 0) {
+      const d = deferred;
+      deferred = [];
+      for (const p of d) giveBack(p);
+    }
+  }
+
+  function countersOf(s: ResState): ReservationCounters {
+    return { reserved: s.reserved, consumed: s.consumed, recycled: s.recycled, returned: s.returned, available: s.free.length, exhaustions: s.exhaustions };
+  }
+
+  function createReservation(size: number = pageSize): Reservation {
+    if (!isPowerOfTwo(size) || size < 64) throw new RangeError(`[iopgt] [${name}] reservation page size must be a power of two >= 64, got ${String(size)}`);
+    const s: ResState = { state: 'new', pageSize: size, reserved: 0, consumed: 0, recycled: 0, returned: 0, exhaustions: 0, free: [], dirty: new Set() };
+    const handle: Reservation = {
+      get state() {
+        return s.state;
+      },
+      get reserved() {
+        return s.reserved;
+      },
+      get consumed() {
+        return s.consumed;
+      },
+      get exhausted() {
+        return s.exhaustions > 0;
+      },
+      counters: () => countersOf(s),
+      prepare(count: number, ctx: AllocCtx = PREPARE_CTX): boolean {
+        if (s.state !== 'new') misuse('alloc-outside-op', `prepare on a reservation in state ${s.state}`);
+        if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [${name}] prepare count must be a non-negative integer, got ${String(count)}`);
+        // Checked before anything is taken: a prepare inside a run is the bug this catches.
+        section.check({ allocator: backing.caps.name, call: 'alloc', size: s.pageSize });
+        totals.reservations++;
+        if (unusable) {
+          s.state = 'failed';
+          totals.failedPrepares++;
+          return false;
+        }
+        states.add(s);
+        for (let i = 0; i < count; i++) {
+          backingCalls++;
+          const p = below.alloc(s.pageSize, ctx);
+          if (p === null) {
+            // All or nothing, like kmem_cache_alloc_bulk: give back what was taken.
+            for (const q of s.free) giveBack(q);
+            s.free.length = 0;
+            s.state = 'failed';
+            states.delete(s);
+            totals.failedPrepares++;
+            return false;
+          }
+          heldBytes += s.pageSize;
+          freed.delete(p);
+          pageBytes.set(p, s.pageSize);
+          s.free.push(p);
+        }
+        s.reserved = count;
+        totals.reserved += count;
+        s.state = 'ready';
+        return true;
+      },
+      run<T>(fn: () => T): T {
+        if (s.state !== 'ready') misuse('alloc-outside-op', `run on a reservation in state ${s.state}`);
+        if (active !== null) misuse('alloc-outside-op', 'run while another reservation is running (ops on one allocator are serialised)');
+        return section.run(() => {
+          active = s;
+          activeHandle = handle;
+          try {
+            return fn();
+          } finally {
+            active = null;
+            activeHandle = null;
+          }
+        });
+      },
+      release(): number {
+        if (s.state === 'released' || s.state === 'failed' || s.state === 'new') {
+          if (s.state === 'new') s.state = 'released';
+          return 0;
+        }
+        if (active === s) misuse('run-phase-backing-call', 'release inside the run of the same reservation');
+        section.check({ allocator: backing.caps.name, call: 'free', size: s.pageSize });
+        s.state = 'released';
+        states.delete(s);
+        const n = s.free.length;
+        for (const p of s.free) giveBack(p);
+        s.free.length = 0;
+        s.dirty.clear();
+        s.returned += n;
+        totals.returned += n;
+        // Pages this reservation still has pending go to the backing when flushed.
+        return n;
+      },
+    };
+    return handle;
+  }
+
+  const allocator: ReservationAllocator = {
+    caps,
+    memory: backing.memory,
+    section,
+    freePolicy,
+    pageSize,
+    get active() {
+      return activeHandle;
+    },
+    get unusable() {
+      return unusable;
+    },
+    createReservation,
+    prepare(count: number, ctx?: AllocCtx, size?: number): Reservation {
+      const r = createReservation(size);
+      r.prepare(count, ctx);
+      return r;
+    },
+    alloc(size: number, ctx: AllocCtx): Paddr | null {
+      if (!isPowerOfTwo(size) || size < 64) misuse('size', `alloc size ${size} is not a power of two >= 64`);
+      const s = active;
+      if (s === null) {
+        // The root: allocated by alloc_io_pgtable_ops with GFP_KERNEL, outside any op.
+        if (ctx !== PGD_CTX) misuse('alloc-outside-op', `alloc(${size}) of a non-root table with no active reservation (map only inside Reservation.run)`);
+        backingCalls++;
+        const p = below.alloc(size, ctx);
+        if (p === null) return null;
+        heldBytes += size;
+        freed.delete(p);
+        roots.add(p);
+        live.set(p, size);
+        liveBytes += size;
+        totals.rootAllocs++;
+        return p;
+      }
+      // ctx.mayBlock is ignored on purpose: Panthor passes GFP_KERNEL inside the fence path.
+      if (size !== s.pageSize) misuse('size', `run-phase alloc of ${size} bytes; this reservation holds ${s.pageSize}-byte pages`);
+      const p = s.free.pop();
+      if (p === undefined) {
+        s.exhaustions++;
+        totals.exhaustions++;
+        if (opts.markUnusable === true) unusable = true;
+        return null;
+      }
+      if (s.dirty.delete(p)) backing.memory.zero(p, s.pageSize);
+      pageBytes.delete(p);
+      s.consumed++;
+      totals.consumed++;
+      live.set(p, size);
+      liveBytes += size;
+      return p;
+    },
+    free(paddr: Paddr, size: number): void {
+      const allocated = live.get(paddr);
+      if (allocated === undefined) {
+        misuse(freed.has(paddr) ? 'double-free' : 'foreign-free', `free of ${hex(paddr)} (size ${size}), which is not a live table`, paddr);
+      }
+      if (!(size > 0) || allocSizeFor(size) !== allocated) misuse('free-size', `free of ${hex(paddr)} with size ${size}, but ${allocated} bytes were allocated`, paddr);
+      if (roots.has(paddr)) {
+        // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing.
+        below.free(paddr, size);
+        heldBytes -= allocated!;
+        freed.add(paddr);
+        roots.delete(paddr);
+        live.delete(paddr);
+        liveBytes -= allocated!;
+        return;
+      }
+      live.delete(paddr);
+      liveBytes -= allocated!;
+      pageBytes.set(paddr, allocated!);
+      freed.add(paddr);
+      pending.push(paddr);
+      if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
+    },
+    flushDone(): void {
+      settlePending();
+      // The backing's own flushDone is a backing call: not inside a section.
+      if (section.isActive) unforwardedFlush = true;
+      else {
+        unforwardedFlush = false;
+        below.flushDone();
+      }
+    },
+    drain(): void {
+      if (section.isActive) return;
+      if (deferred.length > 0) settlePending();
+      if (unforwardedFlush) allocator.flushDone();
+      below.drain?.();
+    },
+    stats(): AllocatorStats {
+      let reservedBytes = 0;
+      for (const s of states) reservedBytes += s.free.length * s.pageSize;
+      let pendingBytes = 0;
+      for (const p of pending) pendingBytes += pageBytes.get(p)!;
+      let cachedBytes = 0;
+      for (const p of deferred) cachedBytes += pageBytes.get(p)!;
+      return {
+        ...EMPTY_STATS,
+        outstanding: heldBytes,
+        live: liveBytes,
+        reserved: reservedBytes,
+        pendingFlush: pendingBytes,
+        cached: cachedBytes,
+        liveTables: live.size,
+        backingCalls,
+      };
+    },
+    counters: () => ({ ...totals, violations: section.violations.length }),
+  };
+  return allocator;
+}
