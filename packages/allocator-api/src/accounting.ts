@@ -39,3 +39,35 @@ export function assertAccounting(allocator: TableAllocator): AllocatorStats {
   }
   return s;
 }
+
+/**
+ * Teardown of a whole plugin stack: repeat `flushDone(); drain()` until the top layer's
+ * stats stop changing, and return the final stats. Needed because a layer's drain can
+ * free pages into a lower layer that defers frees (a pool under secure-share holds them
+ * as pending until the next flushDone). Call it only when every page table using the
+ * stack has been freed and the driver's final TLB flush has completed: then every
+ * pending free is covered, so the repeated flushDone is true. Throws AccountingError if
+ * the stack has not settled after `maxRounds` rounds.
+ */
+export function drainAll(allocator: TableAllocator, maxRounds = 16): AllocatorStats {
+  let prev = allocator.stats();
+  for (let round = 0; round < maxRounds; round++) {
+    allocator.flushDone();
+    allocator.drain?.();
+    const now = allocator.stats();
+    if (sameStats(prev, now)) return now;
+    prev = now;
+  }
+  throw new AccountingError(allocator.caps.name, `stack did not settle after ${maxRounds} rounds of flushDone + drain`);
+}
+
+function sameStats(a: AllocatorStats, b: AllocatorStats): boolean {
+  return (
+    a.outstanding === b.outstanding &&
+    a.live === b.live &&
+    a.cached === b.cached &&
+    a.reserved === b.reserved &&
+    a.pendingFlush === b.pendingFlush &&
+    a.quarantined === b.quarantined
+  );
+}

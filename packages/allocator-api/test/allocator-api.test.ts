@@ -6,6 +6,7 @@ import {
   allocSizeFor,
   assertAccounting,
   definePlugin,
+  drainAll,
   isPowerOfTwo,
   type TableAllocator,
 } from '../src/index.js';
@@ -58,6 +59,39 @@ describe('assertAccounting', () => {
   it('rejects negative counters', () => {
     const s = { ...EMPTY_STATS, outstanding: -64, live: -64 };
     expect(() => assertAccounting(fakeAllocator(s))).toThrow(/not a non-negative integer/);
+  });
+});
+
+describe('drainAll', () => {
+  /** A two-layer stack where the top's drain frees into a bottom that defers until flushDone. */
+  function stack() {
+    let bottomPending = 0;
+    let bottomCached = 0;
+    let topCached = 4096;
+    const stats = () => ({ ...EMPTY_STATS, outstanding: topCached + bottomPending + bottomCached, cached: topCached + bottomCached, pendingFlush: bottomPending });
+    const top: TableAllocator = {
+      ...fakeAllocator(),
+      flushDone() {
+        bottomCached += bottomPending;
+        bottomPending = 0;
+      },
+      drain() {
+        bottomPending += topCached;
+        topCached = 0;
+        bottomCached = 0; // the bottom gives idle pages back to memory
+      },
+      stats,
+    };
+    return top;
+  }
+  it('repeats flushDone + drain until the stack settles', () => {
+    const s = drainAll(stack());
+    expect(s.outstanding).toBe(0);
+  });
+  it('gives up with an AccountingError when a stack never settles', () => {
+    let n = 0;
+    const restless: TableAllocator = { ...fakeAllocator(), drain() {}, stats: () => ({ ...EMPTY_STATS, outstanding: ++n, live: n }) };
+    expect(() => drainAll(restless, 3)).toThrow(/did not settle after 3 rounds/);
   });
 });
 

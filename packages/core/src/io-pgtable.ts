@@ -8,7 +8,6 @@ import {
   PGD_CTX,
   isPowerOfTwo,
   type AllocCtx,
-  type Errno,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -24,8 +23,8 @@ import {
   type ProtName,
   type QuirkName,
 } from './constants.js';
-import { configureLpae, type LpaeRegisters, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
-import { protToPte, pteToBigInt } from './formats/lpae/pte.js';
+import { LPAE_MAIR, configureLpae, type LpaeRegisters, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
+import { protToPte, pteToBigInt, pteToPaddr as pteAddr } from './formats/lpae/pte.js';
 import {
   E_EXIST,
   E_INVAL,
@@ -242,7 +241,7 @@ export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C
   const pgd = engine.allocPages(geometry.pgdSize, PGD_CTX);
   if (pgd === null) return fail('ENOMEM', `could not allocate the ${geometry.pgdSize}-byte PGD`);
   engine.pgd = pgd;
-  const eff = effectiveCfg(fmt, pgsizeBitmap, geometry, quirks.mask, coherentWalk, regs, pgd);
+  const eff = effectiveCfg(fmt, pgsizeBitmap, geometry, quirks.mask, coherentWalk, regs, pgd, mode);
   return { ok: true, table: new PageTable<C>(fmt, eff, engine, mode) };
 }
 
@@ -263,11 +262,12 @@ function effectiveCfg(
   coherentWalk: boolean,
   regs: LpaeRegisters,
   pgd: number,
+  mode: Mode,
 ): EffectiveCfg {
   const base = { format, pgsizeBitmap, ias: g.ias, oas: g.oas, quirks, coherentWalk };
   switch (regs.kind) {
     case 's1':
-      return { ...base, ttbr: pgd, tcr: regs.tcr, mair: regs.mair };
+      return { ...base, ttbr: pgd, tcr: regs.tcr, mair: mode === 'kernel' ? regs.mair : LPAE_MAIR };
     case 's2':
       return { ...base, vttbr: pgd, vtcr: regs.vtcr };
     case 'mali':
@@ -452,10 +452,14 @@ export class PageTable<C = unknown> {
     return { unmapped: r };
   }
 
-  /** iova_to_phys: the physical address, or 0 when unmapped (ambiguous with PA 0; see lookup). */
+  /**
+   * iova_to_phys: the physical address, or 0 when unmapped (ambiguous with PA 0; see
+   * lookup). Not range-checked, as in Linux: addresses above ias alias. Throws
+   * IoPgtableError (EINVAL) for input that is not an unsigned 64-bit integer.
+   */
   iovaToPhys(iova: U64): number {
     this.alive();
-    const i52 = typeof iova === 'number' && iova >= 0 && iova <= SAFE ? iova % 2 ** 52 : iovaLow52Checked(iova);
+    const i52 = typeof iova === 'number' && iova >= 0 && iova <= SAFE && Number.isInteger(iova) ? iova % 2 ** 52 : iovaLow52Checked(iova);
     if (i52 < 0) return 0;
     const pa = this.engine.translate(i52);
     return pa < 0 ? 0 : pa;
@@ -531,7 +535,6 @@ export class PageTable<C = unknown> {
   }
 }
 
-import { pteToPaddr as pteAddr } from './formats/lpae/pte.js';
 
 /** Subset test on numbers above 2^32 (the bitmap may hold 4 TiB). */
 function isSubsetOf(v: number, bitmap: number): boolean {
@@ -542,11 +545,15 @@ function isSubsetOf(v: number, bitmap: number): boolean {
   return ((vl & ~bl) | (vh & ~bh)) === 0 && v > 0;
 }
 
-/** Low 52 bits of any u64 IOVA input, or -1 for invalid input or the undefined all-ones case. */
+/**
+ * Low 52 bits of a u64 IOVA input, or -1 for the all-ones address (undefined in the
+ * kernel: the walk end `iova + 1` wraps). Throws IoPgtableError for anything that is not
+ * an unsigned 64-bit integer.
+ */
 function iovaLow52Checked(iova: U64): number {
   const big = toU64(iova);
-  if (big === null || big === (1n << 64n) - 1n) return -1;
+  if (big === null) throw new IoPgtableError('EINVAL', `iova ${describe(iova)} is not an unsigned 64-bit integer`);
+  if (big === (1n << 64n) - 1n) return -1;
   return low52(big);
 }
 
-export type { Errno };

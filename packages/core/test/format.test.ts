@@ -131,10 +131,12 @@ describe('format limits and quirks (spec §3.1, §3.5)', () => {
 });
 
 describe('registers (spec §3.6)', () => {
-  it('S1 coherent: IS/WBWA/WBWA, tsz = 64 - ias, the sign-extended MAIR', () => {
+  it('S1 coherent: IS/WBWA/WBWA, tsz = 64 - ias; MAIR sign-extended in kernel mode, as intended in strict mode', () => {
     const t = make('ARM_64_LPAE_S1', { pgsizeBitmap: B4K, ias: 48, oas: 48 });
     expect(t.cfg.tcr).toEqual({ ips: 5, tg: 0, sh: 3, orgn: 1, irgn: 1, tsz: 16 });
-    expect(t.cfg.mair).toBe(0xffff_ffff_f404_ff44n);
+    expect(t.cfg.mair).toBe(0xf404_ff44n);
+    const k = allocIoPgtableOps('ARM_64_LPAE_S1', { pgsizeBitmap: B4K, ias: 48, oas: 48 }, { mode: 'kernel' });
+    expect(k.ok && k.table.cfg.mair).toBe(0xffff_ffff_f404_ff44n);
     expect(t.cfg.ttbr).toBe(t.pgd);
   });
   it('S1 non-coherent: OS/NC/NC, OUTER_WBWA keeps orgn WBWA', () => {

@@ -77,8 +77,11 @@ describe('system allocator', () => {
     expect(() => a.free(p, 4096)).toThrow(/double-free/);
     expect(() => a.free(0x1234_5000, 4096)).toThrow(/foreign-free/);
   });
-  it('rejects sizes that are not powers of two', () => {
-    expect(() => createSystemAllocator().alloc(3000, BLOCKING_CTX)).toThrow(/size/);
+  it('rejects sizes that are not powers of two without shifting the fault-injection index', () => {
+    const a = createSystemAllocator({ failWhen: (n) => n === 0 });
+    expect(() => a.alloc(3000, BLOCKING_CTX)).toThrow(/size/);
+    expect(a.allocCalls).toBe(0);
+    expect(a.alloc(4096, BLOCKING_CTX)).toBeNull(); // call 0 is still the one that fails
   });
   it('keeps alignment gaps as free blocks instead of losing them', () => {
     const a = createSystemAllocator();

@@ -103,6 +103,27 @@ describe('map errors (spec §2.3), kernel mode', () => {
   });
 });
 
+describe('runs past a small PGD (spec §3.3 caveat, FORMAT.md note 10)', () => {
+  // 4K, ias 32: a 4-entry (32-byte) level-1 PGD, allocated as 64 bytes (8 slots); 1 GiB blocks live there.
+  const small = { pgsizeBitmap: B4K, ias: 32, oas: 44 };
+  it('kernel mode writes past the PGD but inside its 64-byte allocation, as the kernel does', () => {
+    const pt = createPageTable('ARM_64_LPAE_S1', small, { mode: 'kernel' });
+    expect(pt.geometry.pgdEntries).toBe(4);
+    expect(pt.mapPages(3 * 0x4000_0000, 0, 0x4000_0000, 5, RW)).toEqual({ mapped: 5 * 0x4000_0000 });
+    expect(pt.memory.read64(pt.pgd + 7 * 8) & 3n).toBe(1n); // slot 7: a block the walker can never reach
+  });
+  it('kernel mode refuses to write past the allocation with a typed error and changes nothing', () => {
+    const pt = createPageTable('ARM_64_LPAE_S1', small, { mode: 'kernel' });
+    const before = pt.tables();
+    expect(() => pt.mapPages(3 * 0x4000_0000, 0, 0x4000_0000, 6, RW)).toThrow(/out-of-bounds/);
+    expect(pt.tables()).toEqual(before);
+  });
+  it('strict mode rejects the run past ias', () => {
+    const pt = createPageTable('ARM_64_LPAE_S1', small);
+    expect(pt.mapPages(3 * 0x4000_0000, 0, 0x4000_0000, 2, RW).error).toBe('ERANGE');
+  });
+});
+
 describe('unmap (spec §2.4, §5), kernel mode', () => {
   it('a hole returns ENOENT (the kernel returns (size_t)-ENOENT)', () => {
     const { pt } = table('kernel');
@@ -341,6 +362,14 @@ describe('walks and dirty tracking (spec §2.5)', () => {
     expect(pt.lookup(0x1000)).toMatchObject({ kind: 'mapped', paddr: 0x7000, level: 3 });
     expect(pt.lookup(0x2000)).toMatchObject({ kind: 'unmapped', level: 3 });
     expect(pt.iovaToPhys(0xffff_ffff_ffff_ffffn)).toBe(0);
+  });
+  it('lookups reject input that is not an unsigned 64-bit integer with a typed error', () => {
+    const { pt } = table('strict');
+    for (const bad of [NaN, -1, 1.5, 2n ** 64n, -1n, 'x' as unknown as number]) {
+      expect(() => pt.iovaToPhys(bad)).toThrow(IoPgtableError);
+      expect(() => pt.lookup(bad)).toThrow(/not an unsigned 64-bit integer/);
+      expect(() => pt.pgtableWalk(bad)).toThrow(IoPgtableError);
+    }
   });
   it('ARM_HD leaves start dirty; read_and_clear records them and makes them writeable-clean', () => {
     const { pt } = table('strict', { ...S1, quirks: ['ARM_HD'] });

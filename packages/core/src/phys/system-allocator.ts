@@ -35,7 +35,7 @@ export interface SystemAllocatorOptions {
 
 export interface SystemAllocator extends TableAllocator {
   readonly memory: PhysMemory;
-  /** Number of alloc calls so far (successful or not). */
+  /** Number of well-formed alloc calls so far (successful or not); rejected misuse is not counted. */
   readonly allocCalls: number;
   /** Allocation size recorded for a live block, or undefined. */
   blockSize(paddr: Paddr): number | undefined;
@@ -106,10 +106,11 @@ export function createSystemAllocator(opts: SystemAllocatorOptions = {}): System
       return calls;
     },
     alloc(size: number, _ctx: AllocCtx): Paddr | null {
-      const n = calls++;
       if (!isPowerOfTwo(size) || size < 64 || size > caps.maxSize) {
         throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${caps.maxSize}]`);
       }
+      // Only well-formed calls count, so fault injection's call index is not shifted by misuse.
+      const n = calls++;
       if (opts.failWhen?.(n, size)) return null;
       const block = blockFor(size);
       const list = freeLists.get(block);

@@ -8,6 +8,7 @@ import { hex, iovaToU64 } from '../addr.js';
 import { createBumpAllocator, type BumpEvent } from '../phys/bump-allocator.js';
 import { PhysMemory } from '../phys/memory.js';
 import { IotlbGather } from '../gather.js';
+import { IoPgtableError } from '../errors.js';
 import { allocIoPgtableOps, type PageTable } from '../io-pgtable.js';
 import { parseTrace, type Trace, type TraceOp } from './trace.js';
 
@@ -99,9 +100,15 @@ export function replayParsed(trace: Trace): string[] {
   events = [];
 
   for (const op of trace.ops) {
-    const fatal = runOp(pt, op, (body) => {
-      out.push(withTables(`${body},"events":${eventsJson(events)}`));
-    });
+    let fatal: string | null;
+    try {
+      fatal = runOp(pt, op, (body) => {
+        out.push(withTables(`${body},"events":${eventsJson(events)}`));
+      });
+    } catch (e) {
+      if (!(e instanceof IoPgtableError)) throw e;
+      fatal = e.reason;
+    }
     if (fatal !== null) {
       out.push(`{"error":${q(fatal)},"events":${eventsJson(events)}}`);
       out.push('{"final":{"aborted":true}}');

@@ -63,8 +63,10 @@ const TG0: Record<number, number> = { [SZ_4K]: 0, [SZ_64K]: 1, [SZ_16K]: 2 };
 const TG1: Record<number, number> = { [SZ_16K]: 1, [SZ_4K]: 2, [SZ_64K]: 3 };
 const PS_BY_OAS: Record<number, number> = { 32: 0, 36: 1, 40: 2, 42: 3, 44: 4, 48: 5, 52: 6 };
 
-/** MAIR with the kernel's sign extension: 0xf4 << 24 is computed in `int`. */
-export const LPAE_MAIR = 0xfffffffff404ff44n;
+/** MAIR as the kernel reports it: 0xf4 << 24 is computed in `int` and sign-extends. */
+export const LPAE_MAIR_KERNEL = 0xfffffffff404ff44n;
+/** MAIR as intended: attributes 0..3, indices 4..7 unused (zero). Strict mode reports this. */
+export const LPAE_MAIR = 0xf404ff44n;
 /** Mali MEMATTR: IMP_DEF (0x88) for NC and device, WRITE_ALLOC (0x8D) for cacheable. */
 export const MALI_MEMATTR = 0x888d88;
 const MALI_TRANSTAB_ADRMODE_TABLE = 0x3;
@@ -186,7 +188,7 @@ export function configureLpae(cfg: LpaeCfgIn): SetupResult {
     const tg = (quirks & Quirk.ARM_TTBR1 ? TG1 : TG0)[granule]!;
     const ips = PS_BY_OAS[oas];
     if (ips === undefined) return fail(`oas ${oas} has no IPS encoding (32, 36, 40, 42, 44, 48 or 52)`);
-    regs = { kind: 's1', tcr: { ips, tg, sh, orgn, irgn, tsz: 64 - ias }, mair: LPAE_MAIR };
+    regs = { kind: 's1', tcr: { ips, tg, sh, orgn, irgn, tsz: 64 - ias }, mair: LPAE_MAIR_KERNEL };
   } else if (fmt === 'ARM_MALI_LPAE') {
     // Mali needs a full 4-level walk whatever the ias: a one-entry level 0 when short.
     if (startLevel > 0) {

@@ -6,6 +6,7 @@
  */
 import { AllocatorFaultError, type AllocCtx, type Paddr } from '@io-pgtable/allocator-api';
 import { hex } from '../../addr.js';
+import { IoPgtableError } from '../../errors.js';
 import type { FormatName } from '../../constants.js';
 import { Quirk } from '../../constants.js';
 import type { IotlbGather } from '../../gather.js';
@@ -180,7 +181,7 @@ export class LpaeEngine {
       const bs = g.blockSize[level]!;
       if (pgsize === bs) {
         let n = Math.min(pgcount, maxEntries(g, idx));
-        if (strict && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        if (level === g.startLevel) n = this.clampAtPgd(idx, n, strict);
         if (strict && this.anyMapped(level, table, idx, n)) return E_EXIST;
         return this.initPtes(iova, pa, level, table, idx, n, tLo, tHi);
       }
@@ -211,6 +212,23 @@ export class LpaeEngine {
       table = pteToPaddr(lo, hi, g.granule);
       level++;
     }
+  }
+
+  /**
+   * The kernel bounds a batch by the granule-sized table page, not by the PGD, so a run
+   * past the end of a small PGD writes beyond it. Strict mode clamps to the PGD. Kernel
+   * mode reproduces writes that stay inside the PGD's allocation (max(size, 64) bytes, as
+   * the kernel's own memory would hold them) and refuses to write past it, which in the
+   * kernel corrupts memory (the reference oracle reports it as a fatal out-of-bounds write).
+   */
+  private clampAtPgd(idx: number, n: number, strict: boolean): number {
+    const g = this.g;
+    if (strict) return Math.min(n, g.pgdEntries - idx);
+    const slots = Math.max(g.pgdSize, 64) / 8;
+    if (idx + n > slots) {
+      throw new IoPgtableError('EINVAL', `out-of-bounds: entries ${idx}..${idx + n - 1} lie past the ${slots}-slot PGD allocation (the kernel would write outside it)`);
+    }
+    return n;
   }
 
   /**
@@ -298,7 +316,7 @@ export class LpaeEngine {
       const bs = g.blockSize[level]!;
       if (pgsize === bs) {
         let n = Math.min(pgcount, maxEntries(g, idx));
-        if (strict && level === g.startLevel) n = Math.min(n, g.pgdEntries - idx);
+        if (level === g.startLevel) n = this.clampAtPgd(idx, n, strict);
         let i = 0;
         for (; i < n; i++) {
           const lo = w[base + 2 * (idx + i)]!;
