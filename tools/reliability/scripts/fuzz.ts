@@ -1,0 +1,69 @@
+/**
+ * Long fuzz campaigns: `npm run fuzz -- --runs N --seed S [--config NAME] [--mode strict|kernel]
+ * [--commands M] [--stack NAME]`, or re-run a printed trace through the checked harness:
+ * `npm run fuzz -- --replay FILE --config NAME --mode strict`.
+ */
+import { readFileSync } from 'node:fs';
+import { parseTrace } from '@io-pgtable/core';
+import { CONFIGS, configByName } from '../src/configs.js';
+import { formatFailure, fuzzConfig, runCommands } from '../src/fuzz.js';
+import type { Mode } from '../src/model.js';
+import { STACKS, makeStack, type StackName } from '../src/stacks.js';
+import { fromTraceOps } from '../src/trace.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+function num(name: string, dflt: number): number {
+  const v = arg(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`--${name} must be a non-negative integer, got ${v}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const modes: Mode[] = arg('mode') ? [arg('mode') as Mode] : ['strict', 'kernel'];
+for (const m of modes) if (m !== 'strict' && m !== 'kernel') (console.error(`--mode must be strict or kernel`), process.exit(2));
+const stackName = (arg('stack') ?? 'system') as StackName;
+if (!STACKS.includes(stackName)) (console.error(`--stack must be one of ${STACKS.join(', ')}`), process.exit(2));
+
+const replay = arg('replay');
+if (replay !== undefined) {
+  const cfg = configByName(arg('config') ?? 's1-4k-48-48');
+  const trace = parseTrace(readFileSync(replay, 'utf8'), replay);
+  const r = runCommands(cfg, modes[0]!, fromTraceOps(cfg, trace.ops), makeStack(stackName));
+  if (r.error) {
+    console.log(`FAIL after ${r.ran} of ${trace.ops.length} ops: ${r.error.message}`);
+    process.exit(1);
+  }
+  console.log(`ok: ${trace.ops.length} ops replayed through the checked harness (${cfg.name}, ${modes[0]}, ${stackName})`);
+  process.exit(0);
+}
+
+const runs = num('runs', 200);
+const seed = num('seed', Date.now() % 2 ** 31);
+const maxCommands = num('commands', 60);
+const configs = arg('config') ? [configByName(arg('config')!)] : CONFIGS;
+const t0 = performance.now();
+let total = 0;
+let failures = 0;
+console.log(`fuzz: ${configs.length} configs x ${modes.join('+')} x ${runs} runs of <= ${maxCommands} commands, seed ${seed}, stack ${stackName}`);
+for (const cfg of configs) {
+  for (const mode of modes) {
+    const t = performance.now();
+    const r = fuzzConfig(cfg, { mode, numRuns: runs, seed, maxCommands, stack: () => makeStack(stackName) });
+    total += r.commands;
+    const ms = performance.now() - t;
+    if (r.failure) {
+      failures++;
+      console.log(formatFailure(r.failure));
+    } else console.log(`ok   ${cfg.name.padEnd(28)} ${mode.padEnd(6)} ${r.runs} runs, ${r.commands} commands, ${ms.toFixed(0)} ms`);
+  }
+}
+const s = (performance.now() - t0) / 1000;
+console.log(`total: ${total} commands in ${s.toFixed(1)} s (${Math.round(total / s)} commands/s), ${failures} failing config/mode pairs`);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,162 @@
+/**
+ * Allocator stacks the reliability runs go through. The system allocator of core is the
+ * bottom of every stack; plugins are layered over it as their packages land.
+ */
+import { assertAccounting, type TableAllocator } from '@io-pgtable/allocator-api';
+import { withBatching } from '@io-pgtable/batched';
+import { PhysMemory, createSystemAllocator, type SystemAllocator } from '@io-pgtable/core';
+import { withPagePool } from '@io-pgtable/page-pool';
+import { createScmMock, withSecureShare, type ScmMock } from '@io-pgtable/secure-share';
+
+export interface StackOptions {
+  /** Fault injection on the bottom allocator: fail the n-th backing allocation (0-based). */
+  failWhen?: (callIndex: number, size: number) => boolean;
+  /** Smallest block of the system allocator (64 packs small PGDs, 4096 is the kernel's). */
+  minBlock?: number;
+  /** Size of the system allocator's region. */
+  limit?: number;
+  /** Fault injection on the secure monitor (secure-share stacks): fail the n-th call. */
+  scmFailWhen?: (callIndex: number, pageCount: number) => boolean;
+}
+
+export interface Stack {
+  name: string;
+  /** What the page table allocates from. */
+  allocator: TableAllocator;
+  /** The bottom of the stack. */
+  system: SystemAllocator;
+  memory: PhysMemory;
+  /** Smallest block the bottom hands out. */
+  minBlock: number;
+  /** Every layer, top first, for the accounting identity. */
+  layers: TableAllocator[];
+  /** The driver's "flush done": pending frees become reusable. */
+  flushDone(): void;
+  /** Teardown: flush done, drain every idle page to the bottom. */
+  drain(): void;
+  /** Secure calls made so far (secure-share stacks), for fault injection on them. */
+  secureCalls?(): number;
+}
+
+export const SYSTEM_BASE = 0x8000_0000;
+
+export function systemStack(opts: StackOptions = {}): Stack {
+  const memory = new PhysMemory();
+  const system = createSystemAllocator({
+    memory,
+    base: SYSTEM_BASE,
+    limit: opts.limit ?? 0x1000_0000,
+    minBlock: opts.minBlock ?? 4096,
+    ...(opts.failWhen ? { failWhen: opts.failWhen } : {}),
+  });
+  return {
+    name: 'system',
+    allocator: system,
+    system,
+    memory,
+    minBlock: opts.minBlock ?? 4096,
+    layers: [system],
+    flushDone: () => system.flushDone(),
+    drain: () => system.flushDone(),
+  };
+}
+
+/** Put `layers` (innermost first) over a system allocator. */
+function layered(name: string, opts: StackOptions, build: (system: SystemAllocator, extra: { scm?: ScmMock }) => TableAllocator[]): Stack {
+  const base = systemStack(opts);
+  const extra: { scm?: ScmMock } = {};
+  const over = build(base.system, extra);
+  const top = over[over.length - 1]!;
+  const stack: Stack = {
+    ...base,
+    name,
+    allocator: top,
+    layers: [...over].reverse().concat(base.system),
+    flushDone: () => top.flushDone(),
+    drain: () => {
+      // A layer's drain may free into the layer below, whose deferred-free rule then holds
+      // those pages until another flushDone (secure-share over page-pool does): repeat.
+      for (let round = 0; round < 4; round++) {
+        top.flushDone();
+        top.drain?.();
+        if (!over.some((l) => l.stats().pendingFlush + l.stats().cached > 0)) break;
+      }
+    },
+  };
+  if (extra.scm !== undefined) {
+    const scm = extra.scm;
+    stack.secureCalls = () => scm.calls;
+  }
+  return stack;
+}
+
+export type StackName = 'system' | 'pool' | 'batched' | 'pool-over-batched' | 'batched-over-pool' | 'secure-share' | 'secure-over-pool-over-batched';
+
+export const STACKS: readonly StackName[] = ['system', 'pool', 'batched', 'pool-over-batched', 'batched-over-pool', 'secure-share', 'secure-over-pool-over-batched'];
+
+/** The largest stack: secure-share over a page pool over a batched allocator over the system allocator. */
+export const LARGEST_STACK: StackName = 'secure-over-pool-over-batched';
+
+function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }): TableAllocator {
+  const scm = createScmMock(opts.scmFailWhen ? { failWhen: opts.scmFailWhen } : {});
+  extra.scm = scm;
+  return withSecureShare(inner, { scm, vmid: 9, batch: 4, poolTarget: 4 });
+}
+
+export function makeStack(name: StackName, opts: StackOptions = {}): Stack {
+  switch (name) {
+    case 'system':
+      return systemStack(opts);
+    case 'pool':
+      return layered(name, opts, (s) => [withPagePool(s, { highWatermark: 8 })]);
+    case 'batched':
+      return layered(name, opts, (s) => [withBatching(s, { batch: 4 })]);
+    case 'pool-over-batched': {
+      return layered(name, opts, (s) => {
+        const b = withBatching(s, { batch: 4 });
+        return [b, withPagePool(b, { highWatermark: 8 })];
+      });
+    }
+    case 'batched-over-pool':
+      return layered(name, opts, (s) => {
+        const p = withPagePool(s, { highWatermark: 8 });
+        return [p, withBatching(p, { batch: 4 })];
+      });
+    case 'secure-share':
+      return layered(name, opts, (s, extra) => [secure(s, opts, extra)]);
+    case 'secure-over-pool-over-batched':
+      return layered(name, opts, (s, extra) => {
+        const b = withBatching(s, { batch: 4 });
+        const p = withPagePool(b, { highWatermark: 8 });
+        return [b, p, secure(p, opts, extra)];
+      });
+  }
+}
+
+/** The accounting identity on every layer. */
+export function assertStackAccounting(stack: Stack): void {
+  for (const l of stack.layers) assertAccounting(l);
+}
+
+/**
+ * After teardown and drain: no layer holds a table, a cached, reserved or pending page;
+ * the bottom has every page back except the ones a layer quarantined forever.
+ */
+export function assertStackEmpty(stack: Stack): string | null {
+  // Bytes a layer above quarantined forever: still live in every layer below it.
+  let quarantined = 0;
+  for (const l of stack.layers) {
+    const s = l.stats();
+    if (l === stack.system) {
+      if (s.outstanding !== quarantined) return `system: ${s.outstanding} bytes outstanding after drain (${quarantined} quarantined above it)`;
+      break;
+    }
+    if (s.live !== quarantined || (quarantined === 0 && s.liveTables !== 0)) {
+      return `${l.caps.name}: ${s.liveTables} tables (${s.live} bytes) still live after teardown (${quarantined} bytes quarantined above it)`;
+    }
+    const held = s.cached + s.reserved + s.pendingFlush;
+    if (held !== 0) return `${l.caps.name}: ${held} bytes still cached/reserved/pending after drain`;
+    quarantined += s.quarantined;
+  }
+  return null;
+}

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { configByName } from '../src/configs.js';
+import { WORKLOADS, faultCampaign } from '../src/faults.js';
+import { STACKS } from '../src/stacks.js';
+
+const CONFIGS = ['s1-4k-48-48-hd', 's2-4k-42-42-concat8', 's1-64k-52-52-4t', 'mali-4k-33-33-pgd8'].map(configByName);
+
+describe.each(STACKS.map((s) => [s] as const))('fault injection over %s', (stack) => {
+  it.each(CONFIGS.map((c) => [c.name, c] as const))('%s: every k-th failure ends consistent, typed and leak-free', (_n, cfg) => {
+    for (const w of WORKLOADS) {
+      const r = faultCampaign(cfg, stack, w);
+      expect(r.failures, `${w.name}: ${r.failures.slice(0, 3).join('\n')}`).toEqual([]);
+      // The campaign really injected: each backing allocation (and secure call) was failed once.
+      expect(r.runs).toBe(1 + r.backingCalls + r.secureCalls);
+      expect(r.backingCalls).toBeGreaterThan(0);
+      if (stack.startsWith('secure')) expect(r.secureCalls).toBeGreaterThan(0);
+      // Failing a backing allocation is visible as ENOMEM somewhere in most runs.
+      expect(r.runsWithNomem).toBeGreaterThan(0);
+    }
+  });
+});
