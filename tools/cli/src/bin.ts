@@ -1,1 +1,18 @@
-export {};
+import { main } from './main.js';
+
+// A reader that stops early (`| head`) is not an error of ours.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
+// Set the status instead of calling process.exit so that piped stdout is flushed first.
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`io-pgtable: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

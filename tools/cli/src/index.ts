@@ -1,1 +1,10 @@
-export {};
+export { main, VERSION } from './main.js';
+export { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, type Io } from './io.js';
+export type { Command } from './command.js';
+export { commands } from './commands/index.js';
+export { expandTraceArgs, firstDifference, traceName } from './commands/replay.js';
+export { FtraceError, chooseLargestPgsize, importFtrace, type FtraceImport, type FtraceImportOptions, type FtraceWarning } from './ftrace.js';
+export { WORKLOADS, embeddedCapture, findWorkload, rng, type Job, type RangeOp, type Workload, type WorkloadDef, type WorkloadOptions } from './sim/workloads.js';
+export { STACKS, findStack, type StackDef, type StackEnv, type StackInstance, type StackMetrics } from './sim/stacks.js';
+export { pickPgsize, simulate, type SimResult } from './sim/simulate.js';
+export { renderReport, type ReportData } from './report/html.js';

@@ -1,0 +1,92 @@
+/**
+ * A small command framework over node:util parseArgs: every command declares its
+ * options once, and `--help` and the usage errors are generated from that.
+ */
+import { parseArgs } from 'node:util';
+import { CliError, EXIT_USAGE, type Io } from './io.js';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** Placeholder in help, e.g. DIR. */
+  arg?: string;
+  help: string;
+  default?: string | boolean;
+}
+
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage line(s) after `io-pgtable NAME`. */
+  usage: string[];
+  /** Longer description and examples. */
+  description?: string;
+  options: Record<string, OptionSpec>;
+  /** Returns the exit status. */
+  run(args: Parsed, io: Io): Promise<number>;
+}
+
+/** Options every command accepts. */
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  json: { type: 'boolean', help: 'machine-readable JSON output on stdout' },
+};
+
+export function parseCommandArgs(cmd: Command, argv: string[]): Parsed {
+  const all = { ...COMMON_OPTIONS, ...cmd.options };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const [k, o] of Object.entries(all)) {
+    options[k] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+  }
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as Parsed['values'], positionals: r.positionals };
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}\nRun 'io-pgtable ${cmd.name} --help' for usage.`, EXIT_USAGE);
+  }
+}
+
+export function commandHelp(cmd: Command): string {
+  const all = { ...cmd.options, ...COMMON_OPTIONS };
+  const rows = Object.entries(all).map(([k, o]) => {
+    const flag = `${o.short ? `-${o.short}, ` : '    '}--${k}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`;
+    const dflt = o.default !== undefined && o.default !== false ? ` (default: ${o.default})` : '';
+    return [flag, o.help + dflt] as const;
+  });
+  const w = Math.max(...rows.map((r) => r[0].length)) + 2;
+  return [
+    `io-pgtable ${cmd.name} — ${cmd.summary}`,
+    '',
+    'Usage:',
+    ...cmd.usage.map((u) => `  io-pgtable ${cmd.name} ${u}`),
+    ...(cmd.description ? ['', cmd.description.trimEnd()] : []),
+    '',
+    'Options:',
+    ...rows.map(([f, h]) => `  ${f.padEnd(w)}${h}`),
+    '',
+  ].join('\n');
+}
+
+export function str(p: Parsed, key: string): string | undefined {
+  const v = p.values[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function flag(p: Parsed, key: string): boolean {
+  return p.values[key] === true;
+}
+
+/** A non-negative integer option (decimal or 0x hex), with a usage error naming the option. */
+export function intOpt(p: Parsed, key: string, dflt: number): number {
+  const v = str(p, key);
+  if (v === undefined) return dflt;
+  const n = /^0x[0-9a-f]+$/i.test(v) ? parseInt(v, 16) : /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw new CliError(`--${key}: ${JSON.stringify(v)} is not a non-negative integer`, EXIT_USAGE);
+  return n;
+}

@@ -1,0 +1,111 @@
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TERMINAL_CONTROL, VECTORS, cli, tempDir } from './helpers';
+
+const traces = readdirSync(VECTORS).filter((f) => f.endsWith('.trace.jsonl')).sort();
+const nonEmpty = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
+
+describe('io-pgtable replay', () => {
+  it('finds the 47 public vectors', () => {
+    expect(traces).toHaveLength(47);
+  });
+
+  it('--check reproduces all 47 kernel vectors', () => {
+    const r = cli(['replay', '--check', VECTORS]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const oks = r.stdout.split('\n').filter((l) => l.startsWith('ok '));
+    expect(oks).toHaveLength(47);
+    expect(r.stdout).toMatch(/^47 passed, 0 failed$/m);
+    expect(r.stdout).not.toMatch(TERMINAL_CONTROL);
+  });
+
+  it('--check --json reports every file', () => {
+    const r = cli(['replay', '--check', '--json', VECTORS]);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.passed).toBe(47);
+    expect(j.failed).toBe(0);
+    expect(j.files.map((f: { status: string }) => f.status)).toEqual(Array(47).fill('ok'));
+  });
+
+  it('reads a trace on stdin and writes the expected lines on stdout', () => {
+    const name = '001_4k_48_48_noncoh';
+    const r = cli(['replay'], { input: readFileSync(join(VECTORS, `${name}.trace.jsonl`), 'utf8') });
+    expect(r.status).toBe(0);
+    const got = nonEmpty(r.stdout).map((l) => JSON.parse(l));
+    const want = nonEmpty(readFileSync(join(VECTORS, `${name}.expected.jsonl`), 'utf8')).map((l) => JSON.parse(l));
+    expect(got).toEqual(want);
+  });
+
+  it('--out-dir writes NAME.result.jsonl equal to the expected output', () => {
+    const dir = tempDir();
+    const pick = [traces[0]!, traces[39]!, traces[46]!].map((t) => join(VECTORS, t));
+    const r = cli(['replay', '--out-dir', dir, ...pick]);
+    expect(r.status).toBe(0);
+    for (const t of [traces[0]!, traces[39]!, traces[46]!]) {
+      const name = t.replace('.trace.jsonl', '');
+      const got = nonEmpty(readFileSync(join(dir, `${name}.result.jsonl`), 'utf8')).map((l) => JSON.parse(l));
+      const want = nonEmpty(readFileSync(join(VECTORS, `${name}.expected.jsonl`), 'utf8')).map((l) => JSON.parse(l));
+      expect(got).toEqual(want);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['000_sanity_4k_48_48.result.jsonl', '039_init_enomem.result.jsonl', '046_init_s1_32_16k.result.jsonl']);
+  });
+
+  it('--check prints the first differing line and exits 1', () => {
+    const dir = tempDir();
+    const name = '000_sanity_4k_48_48';
+    writeFileSync(join(dir, `${name}.trace.jsonl`), readFileSync(join(VECTORS, `${name}.trace.jsonl`)));
+    // Corrupt the expected output of the third op (line 4): one descriptor value differs.
+    const exp = readFileSync(join(VECTORS, `${name}.expected.jsonl`), 'utf8').split('\n');
+    const before = exp[3]!;
+    const m = /"mapped":"(0x[0-9a-f]+)"|"phys":"(0x[0-9a-f]+)"|"unmapped":"(0x[0-9a-f]+)"/.exec(before)!;
+    exp[3] = before.replace(m[0], m[0].replace(/"0x[0-9a-f]+"$/, '"0xdead000"'));
+    writeFileSync(join(dir, `${name}.expected.jsonl`), exp.join('\n'));
+    const r = cli(['replay', '--check', join(dir, `${name}.trace.jsonl`)]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(`FAIL ${name}: first difference at line 4`);
+    expect(r.stdout).toContain('expected "0xdead000"');
+    expect(r.stdout).toMatch(/^ {2}expected: \{/m);
+    expect(r.stdout).toMatch(/^0 passed, 1 failed$/m);
+  });
+
+  it('a malformed trace on stdin gives bad-trace with the line and exit 2', () => {
+    const trace = '{"format":"ARM_64_LPAE_S1","pgsizeBitmap":"0x40201000","ias":48,"oas":48}\n{"op":"iova_to_phys","iova":"0x0"}\n{"op":"map","iova":"0x1000","paddr":"0x1000","pgsize":"0x1000"}\n';
+    const r = cli(['replay'], { input: trace });
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual({ error: 'bad-trace: <stdin>:3: missing required key "prot"' });
+    expect(r.stderr).toContain('<stdin>:3: bad-trace: missing required key "prot"');
+  });
+
+  it('a malformed trace file is named with its line, exit 2, and the others still run', () => {
+    const dir = tempDir();
+    const bad = join(dir, 'broken.trace.jsonl');
+    writeFileSync(bad, '{"format":"ARM_64_LPAE_S1","pgsizeBitmap":"0x40201000","ias":48,"oas":48}\n\n{"op":"map",\n');
+    const r = cli(['replay', '--check', join(VECTORS, traces[0]!), bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${bad}:3: bad-trace: not valid JSON`);
+    expect(r.stdout).toMatch(/^ok {3}000_sanity_4k_48_48/m);
+    expect(r.stdout).toMatch(/^1 passed, 1 failed$/m);
+  });
+
+  it('a missing file is a usage error naming the file', () => {
+    const r = cli(['replay', '--check', '/nonexistent/x.trace.jsonl']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('/nonexistent/x.trace.jsonl: cannot read: ENOENT');
+  });
+
+  it('several files without --out-dir or --check is a usage error', () => {
+    const r = cli(['replay', join(VECTORS, traces[0]!), join(VECTORS, traces[1]!)]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('several traces need --out-dir DIR or --check');
+  });
+
+  it('--help describes the command', () => {
+    const r = cli(['replay', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('io-pgtable replay --check FILE|DIR...');
+    expect(r.stdout).toContain('--out-dir DIR');
+  });
+});
