@@ -1,1 +1,1 @@
-export {};
+export { withBatching, type BatchMode, type BatchedAllocator, type BatchedCounters, type BatchingOptions } from './batched.js';

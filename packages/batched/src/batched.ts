@@ -1,0 +1,256 @@
+import {
+  AllocatorMisuseError,
+  MIN_TABLE_ALLOC,
+  allocSizeFor,
+  definePlugin,
+  isPowerOfTwo,
+  type AllocCtx,
+  type AllocatorStats,
+  type Paddr,
+  type TableAllocator,
+} from '@io-pgtable/allocator-api';
+
+/**
+ * What a refill does when the backing allocator runs out part-way through a batch:
+ *  - `all-or-nothing`: give back every page of the batch and report 0 (kmem_cache_alloc_bulk);
+ *  - `partial`: keep the pages obtained and report their exact count (msm's `count = ret`).
+ */
+export type BatchMode = 'all-or-nothing' | 'partial';
+
+export interface BatchingOptions {
+  /** Pages taken from the backing allocator per refill (an integer >= 1). */
+  batch: number;
+  /** Default `all-or-nothing`. */
+  mode?: BatchMode;
+  /** Name used in caps and error messages (default `batched`). */
+  name?: string;
+}
+
+/** Plugin counters, in pages and calls. */
+export interface BatchedCounters {
+  /** Refills: one bulk call into the backing allocator each (`stats().backingCalls`). */
+  readonly allocBatches: number;
+  /** Individual `inner.alloc` calls made by refills. */
+  readonly innerAllocCalls: number;
+  /** Pages kept from refills (handed out or still held). */
+  readonly pagesObtained: number;
+  /** `pagesObtained / allocBatches`: how much each bulk call brought (0 before any). */
+  readonly pagesPerBackingCall: number;
+  /** Pages taken from the backing allocator and not yet handed out. */
+  readonly pagesHeld: number;
+  /** Refills that came back short. */
+  readonly shortBatches: number;
+  /** Pages handed straight back because an all-or-nothing batch came back short. */
+  readonly pagesReleasedOnFailure: number;
+  /** Exact page count the last refill added (0 ... batch). */
+  readonly lastRefillCount: number;
+  /** Flushes that released freed tables to the backing allocator (one bulk free each). */
+  readonly releaseBatches: number;
+  /** Individual `inner.free` calls (released frees, failures, drain). */
+  readonly innerFreeCalls: number;
+  /** Freed tables waiting for `flushDone()`. */
+  readonly pendingFlushPages: number;
+}
+
+export interface BatchedAllocator extends TableAllocator {
+  /**
+   * Take one batch of `size`-byte pages from the backing allocator now (with `ctx`, so
+   * do it from a context that may block). Returns the exact number of pages added: 0 or
+   * `batch` in all-or-nothing mode, anything in 0..`batch` in partial mode.
+   */
+  refill(size: number, ctx: AllocCtx): number;
+  /** Teardown: give every held page back, then drain the backing allocator. */
+  drain(): void;
+  /** Pages of one size held and not handed out. */
+  heldPages(size: number): number;
+  counters(): BatchedCounters;
+}
+
+/**
+ * Take table pages from `inner` `batch` at a time and hand them out one by one. The
+ * allocator contract has no bulk call, so a refill is `batch` `inner.alloc` calls counted
+ * as one backing call, the way kmem_cache_alloc_bulk is one call for the driver. Freed
+ * tables are collected and released to `inner` together, only after the `flushDone()`
+ * that covers them. Pages are never recycled here, so zeroing stays with `inner`.
+ *
+ * @example
+ * const alloc = withBatching(createSystemAllocator(), { batch: 16, mode: 'partial' });
+ * const pt = createPageTable('ARM_64_LPAE_S1', cfg, { allocator: alloc });
+ * alloc.counters().pagesPerBackingCall; // 16 while memory lasts
+ */
+export function withBatching(inner: TableAllocator, opts: BatchingOptions): BatchedAllocator {
+  const name = opts?.name ?? 'batched';
+  const batch = opts?.batch;
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`[iopgt] [${name}] batch must be an integer >= 1, got ${String(batch)}`);
+  const mode = opts.mode ?? 'all-or-nothing';
+  if (mode !== 'all-or-nothing' && mode !== 'partial') throw new RangeError(`[iopgt] [${name}] mode must be 'all-or-nothing' or 'partial', got ${String(mode)}`);
+  const allOrNothing = mode === 'all-or-nothing';
+  const maxSize = inner.caps.maxSize;
+
+  /** Held pages per allocation size, handed out from the top. */
+  const held = new Map<number, Paddr[]>();
+  /** Pages handed out and not freed: paddr -> allocated size. */
+  const live = new Map<Paddr, number>();
+  /** Freed and waiting for the covering flush: paddr -> allocated size. */
+  const pending = new Map<Paddr, number>();
+
+  let outstanding = 0;
+  let liveBytes = 0;
+  let heldBytes = 0;
+  let heldCount = 0;
+  let pendingBytes = 0;
+  let allocBatches = 0;
+  let innerAllocCalls = 0;
+  let pagesObtained = 0;
+  let shortBatches = 0;
+  let pagesReleasedOnFailure = 0;
+  let lastRefillCount = 0;
+  let releaseBatches = 0;
+  let innerFreeCalls = 0;
+
+  function checkSize(size: number): void {
+    if (!(isPowerOfTwo(size) && size >= MIN_TABLE_ALLOC && size <= maxSize)) {
+      throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${maxSize}]`);
+    }
+  }
+
+  function refill(size: number, ctx: AllocCtx): number {
+    allocBatches++;
+    let stack = held.get(size);
+    if (stack === undefined) held.set(size, (stack = []));
+    // Pages go straight onto the held stack; a short all-or-nothing batch pops them off again.
+    const base = stack.length;
+    for (let i = 0; i < batch; i++) {
+      innerAllocCalls++;
+      const p = inner.alloc(size, ctx);
+      if (p === null) break;
+      stack.push(p);
+    }
+    let n = stack.length - base;
+    if (n < batch) {
+      shortBatches++;
+      if (allOrNothing) {
+        // Never linked into a table, so nothing can walk them: no flush needed to give them back.
+        for (let i = 0; i < n; i++) {
+          innerFreeCalls++;
+          pagesReleasedOnFailure++;
+          inner.free(stack.pop()!, size);
+        }
+        settleInner(n);
+        n = 0;
+      }
+    }
+    outstanding += n * size;
+    heldBytes += n * size;
+    heldCount += n;
+    pagesObtained += n;
+    lastRefillCount = n;
+    return n;
+  }
+
+  /**
+   * Pages this allocator gives back are never ones a walker could still reach (never
+   * linked, or released inside `flushDone()`), so a deferring inner allocator may let
+   * them through now instead of holding them for an unrelated later flush.
+   */
+  function settleInner(released: number): void {
+    if (released > 0 && inner.caps.defersFree) inner.flushDone();
+  }
+
+  function releaseHeld(): void {
+    const before = heldCount;
+    for (const [size, stack] of held) {
+      for (let i = 0; i < stack.length; i++) {
+        innerFreeCalls++;
+        inner.free(stack[i]!, size);
+      }
+      outstanding -= stack.length * size;
+      heldBytes -= stack.length * size;
+      heldCount -= stack.length;
+      stack.length = 0;
+    }
+    settleInner(before);
+  }
+
+  const base = definePlugin(inner, {
+    caps: { name, defersFree: true, zeroes: 'backing', mayFail: inner.caps.mayFail },
+    alloc(size: number, ctx: AllocCtx): Paddr | null {
+      let stack = held.get(size);
+      if (stack === undefined || stack.length === 0) {
+        checkSize(size);
+        if (refill(size, ctx) === 0) return null;
+        stack = held.get(size)!;
+      }
+      const p = stack.pop()!;
+      heldBytes -= size;
+      heldCount--;
+      live.set(p, size);
+      liveBytes += size;
+      return p;
+    },
+    free(paddr: Paddr, size: number): void {
+      const allocated = live.get(paddr);
+      if (allocated === undefined) {
+        const rule = pending.has(paddr) ? 'double-free' : 'foreign-free';
+        throw new AllocatorMisuseError(name, rule, `free of 0x${Number(paddr).toString(16)} (size ${size}), which is not a live table of this allocator`, paddr);
+      }
+      if (!(typeof size === 'number' && Number.isSafeInteger(size) && size > 0 && allocSizeFor(size) === allocated)) {
+        throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${String(size)}, but it was allocated as ${allocated} bytes`, paddr);
+      }
+      live.delete(paddr);
+      liveBytes -= allocated;
+      pending.set(paddr, allocated);
+      pendingBytes += allocated;
+    },
+    flushDone(): void {
+      // The flush covering every pending free has completed: release them as one batch.
+      if (pending.size === 0) return;
+      releaseBatches++;
+      for (const [p, size] of pending) {
+        innerFreeCalls++;
+        outstanding -= size;
+        inner.free(p, size);
+      }
+      pending.clear();
+      pendingBytes = 0;
+    },
+    stats(): AllocatorStats {
+      return {
+        outstanding,
+        live: liveBytes,
+        cached: heldBytes,
+        reserved: 0,
+        pendingFlush: pendingBytes,
+        quarantined: 0,
+        liveTables: live.size,
+        backingCalls: allocBatches,
+      };
+    },
+  });
+
+  const extra = {
+    refill(size: number, ctx: AllocCtx): number {
+      checkSize(size);
+      return refill(size, ctx);
+    },
+    drain(): void {
+      releaseHeld();
+      inner.drain?.();
+    },
+    heldPages: (size: number): number => held.get(size)?.length ?? 0,
+    counters: (): BatchedCounters => ({
+      allocBatches,
+      innerAllocCalls,
+      pagesObtained,
+      pagesPerBackingCall: allocBatches === 0 ? 0 : pagesObtained / allocBatches,
+      pagesHeld: heldCount,
+      shortBatches,
+      pagesReleasedOnFailure,
+      lastRefillCount,
+      releaseBatches,
+      innerFreeCalls,
+      pendingFlushPages: pending.size,
+    }),
+  };
+  return Object.assign(base, extra);
+}
