@@ -141,7 +141,10 @@ export const API_CASES: readonly ApiCase[] = [
   api('api-unmap-gather-type', 'unmapPages', 'gather {} (not an IotlbGather)', inval(/gather must be an IotlbGather/), (f) => f.pt.unmapPages(0x1000, 0x1000, 1, {} as IotlbGather)),
   api('api-dirty-size-zero', 'readAndClearDirty', 'size 0', { kind: 'ret', value: -22 }, (f) => f.pt.readAndClearDirty(0x1000, 0, 0, { record() {} })),
   api('api-dirty-past-ias', 'readAndClearDirty', 'range past 2^48', { kind: 'ret', value: -22 }, (f) => f.pt.readAndClearDirty(2 ** 48 - 0x1000, 0x2000, 0, { record() {} })),
-  api('api-walk-bad-iova', 'pgtableWalk', "iova 'x'", { kind: 'ret', value: -22 }, (f) => f.pt.pgtableWalk('x' as never).ret),
+  api('api-walk-bad-iova', 'pgtableWalk', "iova 'x'", throwsIo(/iova string is not an unsigned 64-bit integer/), (f) => f.pt.pgtableWalk('x' as never).ret),
+  api('api-phys-nan', 'iovaToPhys', 'iova NaN', throwsIo(/iova NaN is not an unsigned 64-bit integer/), (f) => f.pt.iovaToPhys(NaN)),
+  api('api-phys-negative', 'iovaToPhys', 'iova -1', throwsIo(/iova -1 is not an unsigned 64-bit integer/), (f) => f.pt.iovaToPhys(-1)),
+  api('api-lookup-above-u64', 'lookup', 'iova 2^64 (bigint)', throwsIo(/not an unsigned 64-bit integer/), (f) => f.pt.lookup(1n << 64n)),
   api('api-free-foreign', 'allocator.free', 'free of 0x9000_0000 (never allocated)', misuse('foreign-free', /free of 0x90000000 .* not a live block/), (f) => f.allocator.free(0x9000_0000, 0x1000)),
   api('api-free-double', 'allocator.free', 'second free of a freed table', misuse('double-free', /not a live block/), (f) => {
     f.allocator.free(f.doubleFreed!, 0x1000);
