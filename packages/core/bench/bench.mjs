@@ -21,9 +21,15 @@ const RW = Prot.READ | Prot.WRITE | Prot.CACHE;
 const counts = { all: 0, walk: 0, page: 0 };
 const tlb = { tlbFlushAll: () => counts.all++, tlbFlushWalk: () => counts.walk++, tlbAddPage: () => counts.page++ };
 
-function newTable(mode) {
-  // Room for the tables of W2 (64 GiB of 2M blocks) and W1/W4 (4K pages).
-  const allocator = createSystemAllocator({ limit: 0x4000_0000 });
+/**
+ * One free-list allocator per workload, reused across repetitions as the C harness reuses
+ * its page allocator: from the second repetition on, tables come from the free lists
+ * (warm, re-zeroed) instead of fresh host pages that fault in on first touch.
+ */
+function newAllocator() {
+  return createSystemAllocator({ limit: 0x4000_0000 });
+}
+function newTable(mode, allocator) {
   return createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: 0x40201000, ias: 48, oas: 48 }, { allocator, tlb, mode });
 }
 
@@ -68,8 +74,9 @@ function xorshift(seed) {
 function mapUnmap(mode, iova, pa, pgsize, count) {
   let bestMap = Infinity;
   let bestUnmap = Infinity;
+  const allocator = newAllocator();
   for (let rep = 0; rep < REPS; rep++) {
-    const pt = newTable(mode);
+    const pt = newTable(mode, allocator);
     const gather = new IotlbGather();
     bestMap = Math.min(bestMap, time(() => mapRange(pt, iova, pa, pgsize, count)) / count);
     bestUnmap = Math.min(bestUnmap, time(() => unmapRange(pt, iova, pgsize, count, gather)) / count);
@@ -79,7 +86,7 @@ function mapUnmap(mode, iova, pa, pgsize, count) {
 }
 
 function w3(mode) {
-  const pt = newTable(mode);
+  const pt = newTable(mode, newAllocator());
   mapRange(pt, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
   const rnd = xorshift(42);
   const N = 1_000_000;
@@ -104,8 +111,9 @@ function w4(mode) {
   const SLOTS = 65_536;
   const OPS = 200_000;
   let best = Infinity;
+  const allocator = newAllocator();
   for (let rep = 0; rep < REPS; rep++) {
-    const pt = newTable(mode);
+    const pt = newTable(mode, allocator);
     const live = new Uint8Array(SLOTS);
     const rnd = xorshift(7 + rep);
     const gather = new IotlbGather();

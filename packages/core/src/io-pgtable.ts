@@ -11,7 +11,7 @@ import {
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
-import { TWO_32, hex, iovaToNumber, low52 } from './addr.js';
+import { TWO_32, TWO_52, hex, iovaToNumber, low52 } from './addr.js';
 import {
   CUSTOM_ALLOCATOR_FORMATS,
   FORMATS,
@@ -459,7 +459,7 @@ export class PageTable<C = unknown> {
    */
   iovaToPhys(iova: U64): number {
     this.alive();
-    const i52 = typeof iova === 'number' && iova >= 0 && iova <= SAFE && Number.isInteger(iova) ? iova % 2 ** 52 : iovaLow52Checked(iova);
+    const i52 = typeof iova === 'number' && iova >= 0 && iova < TWO_52 && Number.isInteger(iova) ? iova : iovaLow52Checked(iova);
     if (i52 < 0) return 0;
     const pa = this.engine.translate(i52);
     return pa < 0 ? 0 : pa;

@@ -20,6 +20,17 @@ describe('PhysMemory', () => {
     m.zero(edge, 16);
     expect(m.isZero(edge, 16)).toBe(true);
   });
+  it('knows never-written frames are zero and sees writes made through chunk() and touch()', () => {
+    const m = new PhysMemory();
+    m.touch(0x10_0000, 0x4000);
+    expect(m.isZero(0x10_0000, 0x4000)).toBe(true);
+    m.chunk(0x10_2000)[PhysMemory.wordIndex(0x10_2ff8)] = 7; // inside the frame asked for
+    expect(m.isZero(0x10_0000, 0x4000)).toBe(false);
+    expect(m.isZero(0x10_0000, 0x2000)).toBe(true);
+    const c = m.chunk(0x10_0000);
+    c[PhysMemory.wordIndex(0x10_3000)] = 1; // a touched frame, written through another frame's array
+    expect(m.isZero(0x10_3000, 0x1000)).toBe(false);
+  });
   it('calls the access guard for writes, zeroing and cleaning with the accessor', () => {
     const m = new PhysMemory();
     const seen: string[] = [];

@@ -5,6 +5,9 @@ export const CHUNK_SHIFT = 20;
 export const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 const CHUNK_WORDS = CHUNK_BYTES >>> 2;
 const ZERO_CHUNK = new Uint32Array(CHUNK_WORDS);
+const FRAME_SHIFT = 12;
+const FRAMES_PER_CHUNK = CHUNK_BYTES >>> FRAME_SHIFT;
+const CLEAN_FRAMES = new Uint8Array(FRAMES_PER_CHUNK);
 
 /** Who touches memory: the page-table code, a plugin, or the device (IOMMU model). */
 export type Accessor = 'pgtable' | 'allocator' | 'device';
@@ -29,8 +32,15 @@ export interface AccessGuard {
  */
 export class PhysMemory implements PhysMemoryAccess {
   private readonly chunks = new Map<number, Uint32Array>();
+  /**
+   * Per chunk, which 4 KiB frames have ever been handed out for writing. A frame never
+   * written is known to be zero without reading it: reading fresh memory first would make
+   * the host fault each page in twice (zero page, then copy-on-write).
+   */
+  private readonly written = new Map<number, Uint8Array>();
   private lastKey = -1;
   private lastChunk: Uint32Array = ZERO_CHUNK;
+  private lastWritten: Uint8Array = CLEAN_FRAMES;
   /** Installed by an access-control model (secure-share); null when memory is open. */
   guard: AccessGuard | null = null;
 
@@ -40,36 +50,70 @@ export class PhysMemory implements PhysMemoryAccess {
   }
 
   /**
-   * The word array holding `paddr`, created zeroed on first use. Callers index it with
-   * {@link wordIndex}. Cached for the common case of consecutive accesses to one chunk.
+   * The word array holding `paddr`, created zeroed on first use, for writing. Callers index
+   * it with {@link wordIndex}. Only the 4 KiB frame of `paddr` is recorded as written: to
+   * write elsewhere through the same array, declare the range with {@link touch} first
+   * (page tables do: the core touches every table when it is allocated).
    */
   chunk(paddr: Paddr): Uint32Array {
     const key = Math.floor(paddr / CHUNK_BYTES);
-    if (key === this.lastKey) return this.lastChunk;
+    if (key !== this.lastKey) this.load(key, true);
+    this.lastWritten[(paddr % CHUNK_BYTES) >>> FRAME_SHIFT] = 1;
+    return this.lastChunk;
+  }
+
+  /**
+   * Declare `[paddr, paddr + size)` as about to be written (a new page table: the caller
+   * will write anywhere in it through {@link chunk}). Materialises its chunk.
+   */
+  touch(paddr: Paddr, size: number): void {
+    let p = paddr;
+    let left = size;
+    while (left > 0) {
+      const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
+      this.load(Math.floor(p / CHUNK_BYTES), true);
+      this.lastWritten.fill(1, (p % CHUNK_BYTES) >>> FRAME_SHIFT, ((p % CHUNK_BYTES) + inChunk + 0xfff) >>> FRAME_SHIFT);
+      p += inChunk;
+      left -= inChunk;
+    }
+  }
+
+  /** Make `key` the cached chunk; with `create`, allocate it if missing. False if absent. */
+  private load(key: number, create: boolean): boolean {
     let c = this.chunks.get(key);
-    if (c === undefined) {
+    let w = this.written.get(key);
+    if (c === undefined || w === undefined) {
+      if (!create) return false;
       c = new Uint32Array(CHUNK_WORDS);
+      w = new Uint8Array(FRAMES_PER_CHUNK);
       this.chunks.set(key, c);
+      this.written.set(key, w);
     }
     this.lastKey = key;
     this.lastChunk = c;
-    return c;
+    this.lastWritten = w;
+    return true;
   }
 
   /** Like {@link chunk} but never allocates: untouched memory reads as a shared zero chunk. */
   peek(paddr: Paddr): Uint32Array {
     const key = Math.floor(paddr / CHUNK_BYTES);
     if (key === this.lastKey) return this.lastChunk;
-    const c = this.chunks.get(key);
-    if (c === undefined) return ZERO_CHUNK;
-    this.lastKey = key;
-    this.lastChunk = c;
-    return c;
+    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
   }
 
-  /** Word index of `paddr` inside its chunk. */
+  /**
+   * Word index of `paddr` inside its chunk. `>>> 0` is ToUint32, exact for any integer
+   * below 2^53, and much cheaper than a floating-point `%`.
+   */
   static wordIndex(paddr: Paddr): number {
-    return (paddr % CHUNK_BYTES) >>> 2;
+    return ((paddr >>> 0) & (CHUNK_BYTES - 1)) >>> 2;
+  }
+
+  /** {@link peek} by chunk number (`paddr >> 20`), for walkers that keep addresses in 32-bit halves. */
+  peekKey(key: number): Uint32Array {
+    if (key === this.lastKey) return this.lastChunk;
+    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
   }
 
   /** Read the 64-bit descriptor at `paddr` as a bigint (API boundary; not for hot loops). */
@@ -106,14 +150,16 @@ export class PhysMemory implements PhysMemoryAccess {
     let p = paddr;
     let left = size;
     while (left > 0) {
-      const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      const c = this.peek(p);
-      if (c !== ZERO_CHUNK) {
+      // One frame (or the rest of the range) at a time; frames never written are zero.
+      const inFrame = Math.min(left, 0x1000 - (p % 0x1000));
+      const key = Math.floor(p / CHUNK_BYTES);
+      if ((key === this.lastKey || this.load(key, false)) && this.lastWritten[(p % CHUNK_BYTES) >>> FRAME_SHIFT] === 1) {
+        const c = this.lastChunk;
         const start = PhysMemory.wordIndex(p);
-        for (let i = start, end = start + (inChunk >>> 2); i < end; i++) if (c[i] !== 0) return false;
+        for (let i = start, end = start + (inFrame >>> 2); i < end; i++) if (c[i] !== 0) return false;
       }
-      p += inChunk;
-      left -= inChunk;
+      p += inFrame;
+      left -= inFrame;
     }
     return true;
   }
@@ -135,11 +181,12 @@ export class PhysMemory implements PhysMemoryAccess {
     fn: (c: Uint32Array, word: number, words: number) => void,
     create: boolean,
   ): void {
+    if (create) this.touch(paddr, size);
     let p = paddr;
     let left = size;
     while (left > 0) {
       const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      fn(create ? this.chunk(p) : this.peek(p), PhysMemory.wordIndex(p), inChunk >>> 2);
+      fn(this.peek(p), PhysMemory.wordIndex(p), inChunk >>> 2);
       p += inChunk;
       left -= inChunk;
     }

@@ -11,7 +11,7 @@ import type { FormatName } from '../../constants.js';
 import { Quirk } from '../../constants.js';
 import type { IotlbGather } from '../../gather.js';
 import { levelIndex, maxEntries, tableSize, type Geometry } from '../../geometry.js';
-import { PhysMemory } from '../../phys/memory.js';
+import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory } from '../../phys/memory.js';
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import {
@@ -106,8 +106,8 @@ export class LpaeEngine {
       }
     }
     this.cfg.registry.add(p, allocSize);
-    // Materialise the table's chunk so reads through peek() see the live array from now on.
-    this.mem.chunk(p);
+    // Materialise the table's chunk (peek() then sees the live array) and mark its frames written.
+    this.mem.touch(p, allocSize);
     this.liveTables++;
     this.liveBytes += allocSize;
     return p;
@@ -272,11 +272,19 @@ export class LpaeEngine {
     this.guardWrite(table, idx, n);
     const w = this.mem.chunk(table);
     let slot = base + 2 * idx;
-    if (bs < 0x1_0000_0000 && pa + n * bs <= 0x1_0000_0000) {
-      // Everything below 4 GiB: the high word holds only attributes.
-      for (let i = 0, a = pa; i < n; i++, a += bs, slot += 2) {
-        w[slot] = (lo0 | (a & 0xfffff000)) >>> 0;
-        w[slot + 1] = tHi;
+    if (bs < 0x1_0000_0000) {
+      // Walk the output address as two 32-bit halves with a carry: integer ops only.
+      // PA[51:48] fold into bits 15:12 (a no-op below 2^48, needed for 52-bit 64K tables).
+      let aLo = pa % 0x1_0000_0000;
+      let aHi = Math.floor(pa / 0x1_0000_0000);
+      for (let i = 0; i < n; i++, slot += 2) {
+        w[slot] = (lo0 | (aLo & 0xfffff000) | (((aHi >>> 16) & 0xf) << 12)) >>> 0;
+        w[slot + 1] = (tHi | (aHi & 0xffff)) >>> 0;
+        aLo += bs;
+        if (aLo >= 0x1_0000_0000) {
+          aLo -= 0x1_0000_0000;
+          aHi++;
+        }
       }
     } else {
       for (let i = 0, a = pa; i < n; i++, a += bs, slot += 2) {
@@ -363,28 +371,52 @@ export class LpaeEngine {
     const g = this.g;
     const shifts = g.levelShift;
     const counts = g.indexCount;
-    // Split once: every index then comes from 32-bit integer operations.
+    const big = g.granule === 0x10000;
+    // Split once: indices, offsets and the OR below are 32-bit integer operations
+    // (float % is a libm call and dominated this path).
     const ihi = Math.floor(i52 / 0x1_0000_0000) >>> 0;
     const ilo = i52 >>> 0;
     let level = g.startLevel;
-    let table = this.pgd;
+    // The current table as a chunk number and a word index: no float arithmetic per level.
+    let key = Math.floor(this.pgd / CHUNK_BYTES);
+    let base = PhysMemory.wordIndex(this.pgd);
     for (;;) {
       const shift = shifts[level]!;
       const idxBits = shift >= 32 ? ihi >>> (shift - 32) : (ilo >>> shift) | (ihi << (32 - shift));
-      const idx = (idxBits >>> 0) % counts[level]!;
-      const w = this.mem.peek(table);
-      const slot = PhysMemory.wordIndex(table) + 2 * idx;
+      const idx = idxBits & (counts[level]! - 1);
+      const w = this.mem.peekKey(key);
+      const slot = base + 2 * idx;
       const lo = w[slot]!;
       const hi = w[slot + 1]!;
       this.lastLevel = level;
       this.lastLo = lo;
       this.lastHi = hi;
       if (this.isLeafLo(lo, level)) {
-        // The kernel ORs the offset in: unaligned output-address bits stay visible (FORMAT.md note 9).
-        return or53(pteToPaddr(lo, hi, g.granule), i52 % g.blockSize[level]!);
+        // iopte_to_paddr | (iova & (block - 1)): the kernel ORs the offset in, so unaligned
+        // output-address bits stay visible (FORMAT.md note 9).
+        let paLo: number;
+        let paHi = hi & 0xffff;
+        if (big) {
+          paLo = lo & 0xffff0000;
+          paHi |= ((lo >>> 12) & 0xf) << 16;
+        } else {
+          paLo = lo & 0xfffff000;
+        }
+        let offLo: number;
+        let offHi = 0;
+        if (shift >= 32) {
+          offLo = ilo;
+          offHi = ihi & ((1 << (shift - 32)) - 1);
+        } else {
+          offLo = ilo & ((2 ** shift - 1) | 0);
+        }
+        return (paHi | offHi) * 0x1_0000_0000 + ((paLo | offLo) >>> 0);
       }
       if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return -1;
-      table = pteToPaddr(lo, hi, g.granule);
+      const tLo = big ? lo & 0xffff0000 : lo & 0xfffff000;
+      const tHi = big ? (hi & 0xffff) | (((lo >>> 12) & 0xf) << 16) : hi & 0xffff;
+      key = tHi * (0x1_0000_0000 / CHUNK_BYTES) + (tLo >>> CHUNK_SHIFT);
+      base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
       level++;
     }
   }
@@ -457,11 +489,4 @@ export class LpaeEngine {
 export function lowBits(iova: number): number {
   const r = iova % 2 ** 52;
   return r < 0 ? r + 2 ** 52 : r;
-}
-
-/** Bitwise OR of two non-negative integers below 2^53. */
-function or53(a: number, b: number): number {
-  const lo = ((a % 0x1_0000_0000) | (b % 0x1_0000_0000)) >>> 0;
-  const hi = (Math.floor(a / 0x1_0000_0000) | Math.floor(b / 0x1_0000_0000)) >>> 0;
-  return hi * 0x1_0000_0000 + lo;
 }
