@@ -8,7 +8,7 @@ import { parseTrace } from '@io-pgtable/core';
 import { CONFIGS, configByName } from '../src/configs.js';
 import { formatFailure, fuzzConfig, runCommands } from '../src/fuzz.js';
 import type { Mode } from '../src/model.js';
-import { STACKS, makeStack, type StackName } from '../src/stacks.js';
+import { STACKS, isBindStack, makeStack, type StackName } from '../src/stacks.js';
 import { fromTraceOps } from '../src/trace.js';
 
 function arg(name: string): string | undefined {
@@ -26,10 +26,13 @@ function num(name: string, dflt: number): number {
   return n;
 }
 
-const modes: Mode[] = arg('mode') ? [arg('mode') as Mode] : ['strict', 'kernel'];
-for (const m of modes) if (m !== 'strict' && m !== 'kernel') (console.error(`--mode must be strict or kernel`), process.exit(2));
 const stackName = (arg('stack') ?? 'system') as StackName;
 if (!STACKS.includes(stackName)) (console.error(`--stack must be one of ${STACKS.join(', ')}`), process.exit(2));
+// VM_BIND stacks: the Vm builds a strict-mode table and takes TTBR0 addresses only.
+const bind = isBindStack(stackName);
+const modes: Mode[] = arg('mode') ? [arg('mode') as Mode] : bind ? ['strict'] : ['strict', 'kernel'];
+for (const m of modes) if (m !== 'strict' && m !== 'kernel') (console.error(`--mode must be strict or kernel`), process.exit(2));
+if (bind && modes[0] !== 'strict') (console.error(`--stack ${stackName} runs VM_BIND jobs: strict mode only`), process.exit(2));
 
 const replay = arg('replay');
 if (replay !== undefined) {
@@ -47,7 +50,7 @@ if (replay !== undefined) {
 const runs = num('runs', 200);
 const seed = num('seed', Date.now() % 2 ** 31);
 const maxCommands = num('commands', 60);
-const configs = arg('config') ? [configByName(arg('config')!)] : CONFIGS;
+const configs = arg('config') ? [configByName(arg('config')!)] : CONFIGS.filter((c) => !bind || !c.quirks.includes('ARM_TTBR1'));
 const t0 = performance.now();
 let total = 0;
 let failures = 0;

@@ -9,7 +9,7 @@ import { abstractCmd, concretize, type AbstractCmd } from './commands.js';
 import type { FuzzConfig } from './configs.js';
 import { Harness } from './harness.js';
 import type { Mode } from './model.js';
-import { SYSTEM_BASE, makeStack, type StackName } from './stacks.js';
+import { SYSTEM_BASE, isBindStack, makeStack, type StackName } from './stacks.js';
 
 export interface Workload {
   name: string;
@@ -42,11 +42,17 @@ export interface FaultRun {
   createFailed: boolean;
   backingCalls: number;
   secureCalls: number;
+  /** Reservation stacks: non-empty job prepares, jobs refused at prepare, runs that ran dry. */
+  jobs: number;
+  prepareFailures: number;
+  exhaustions: number;
 }
 
 export interface FaultPlan {
   failBackingAt?: number;
   failSecureAt?: number;
+  /** Reservation stacks: the k-th non-empty job reserves one page fewer than counted. */
+  shortJobAt?: number;
 }
 
 export function runWorkload(cfg: FuzzConfig, stackName: StackName, w: Workload, plan: FaultPlan, mode: Mode = 'strict'): FaultRun {
@@ -64,9 +70,16 @@ export function runWorkload(cfg: FuzzConfig, stackName: StackName, w: Workload, 
     createFailed: h?.pt === null,
     backingCalls: stack.system.allocCalls,
     secureCalls: stack.secureCalls?.() ?? 0,
+    jobs: h?.bind?.prepares() ?? 0,
+    prepareFailures: h?.prepareFailures ?? 0,
+    exhaustions: h?.exhaustions ?? 0,
   });
   try {
-    h = new Harness(cfg, stack, { mode, ...(exact ? { failAt: plan.failBackingAt ?? -1 } : { lenientNomem: true }) });
+    h = new Harness(cfg, stack, {
+      mode,
+      ...(exact ? { failAt: plan.failBackingAt ?? -1 } : { lenientNomem: true }),
+      ...(plan.shortJobAt !== undefined ? { shortJobAt: plan.shortJobAt } : {}),
+    });
     const dirty = cfg.format === 'ARM_64_LPAE_S1' && cfg.quirks.includes('ARM_HD');
     for (const a of w.seq) h.run(concretize(h.shape, h.model, a, { dirty, access: true, noWrite: [SYSTEM_BASE, SYSTEM_BASE + 0x1000_0000] }));
     h.teardown();
@@ -84,14 +97,20 @@ export interface CampaignResult {
   runs: number;
   backingCalls: number;
   secureCalls: number;
-  /** Runs in which at least one map returned ENOMEM (or creation failed). */
+  /** Runs in which at least one map returned ENOMEM, a job's prepare failed, or creation failed. */
   runsWithNomem: number;
+  /** Reservation stacks: non-empty jobs of the clean run, and short-reservation runs that ran dry. */
+  jobs: number;
+  runsWithExhaustion: number;
   failures: string[];
 }
 
-/** Clean run, then fail each backing allocation k in turn, then each secure call k in turn. */
+/**
+ * Clean run, then fail each backing allocation k in turn, then each secure call k in turn,
+ * then (reservation stacks) short each job's reservation k in turn by one page.
+ */
 export function faultCampaign(cfg: FuzzConfig, stackName: StackName, w: Workload, mode: Mode = 'strict'): CampaignResult {
-  const res: CampaignResult = { config: cfg.name, stack: stackName, workload: w.name, runs: 1, backingCalls: 0, secureCalls: 0, runsWithNomem: 0, failures: [] };
+  const res: CampaignResult = { config: cfg.name, stack: stackName, workload: w.name, runs: 1, backingCalls: 0, secureCalls: 0, runsWithNomem: 0, jobs: 0, runsWithExhaustion: 0, failures: [] };
   const clean = runWorkload(cfg, stackName, w, {}, mode);
   if (clean.error) {
     res.failures.push(`clean run: ${clean.error.message}`);
@@ -99,12 +118,15 @@ export function faultCampaign(cfg: FuzzConfig, stackName: StackName, w: Workload
   }
   res.backingCalls = clean.backingCalls;
   res.secureCalls = clean.secureCalls;
+  res.jobs = clean.jobs;
   const record = (what: string, r: FaultRun): void => {
     res.runs++;
-    if (r.nomem > 0 || r.createFailed) res.runsWithNomem++;
+    if (r.nomem > 0 || r.prepareFailures > 0 || r.createFailed) res.runsWithNomem++;
+    if (r.exhaustions > 0) res.runsWithExhaustion++;
     if (r.error) res.failures.push(`${what}: ${r.error.name}: ${r.error.message}`);
   };
   for (let k = 0; k < clean.backingCalls; k++) record(`backing alloc #${k} failed`, runWorkload(cfg, stackName, w, { failBackingAt: k }, mode));
   for (let k = 0; k < clean.secureCalls; k++) record(`secure call #${k} failed`, runWorkload(cfg, stackName, w, { failSecureAt: k }, mode));
+  if (isBindStack(stackName)) for (let k = 0; k < clean.jobs; k++) record(`job #${k} reserved one page short`, runWorkload(cfg, stackName, w, { shortJobAt: k }, mode));
   return res;
 }

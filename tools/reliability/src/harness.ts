@@ -5,6 +5,8 @@
  * accounting identity of every allocator layer against the page table's own counts.
  */
 import { IotlbGather, IoPgtableError, allocIoPgtableOps, hw, type PageTable } from '@io-pgtable/core';
+import { BindError, PrepareFailure, type BindOp } from '@io-pgtable/reservation';
+import { RefVmas, applyVmUnmap, createBindVm, type BindVm } from './bind.js';
 import type { Cmd } from './commands.js';
 import type { FuzzConfig } from './configs.js';
 import { expectedLeaf, walkSnapshot, type DescCtx } from './decode.js';
@@ -31,7 +33,11 @@ export interface HarnessOptions {
   iommu?: boolean;
   /** Keep every observation in `log` (default true; the soak turns it off). */
   keepLog?: boolean;
+  /** Reservation stacks: the k-th non-empty job reserves one page too few (see bind.ts). */
+  shortJobAt?: number;
 }
+
+export type JobCmd = Extract<Cmd, { op: 'map' | 'unmap' }>;
 
 /** Hazards the IOMMU model reports that a correct page table and allocator never cause. */
 const HAZARDS = ['stale-tlb', 'stale-walk', 'walk-after-free', 'walk-into-reused', 'reuse-before-flush'] as const;
@@ -59,6 +65,14 @@ export class Harness {
   private freed = false;
   /** Leaves whose dirty state is unknown after a lenient ENOMEM (none: ENOMEM writes no leaf). */
   nomemCount = 0;
+  /** Reservation stacks: the VM, its queue, and the reference VMA record. */
+  readonly bind: BindVm | null = null;
+  private readonly vmas = new RefVmas();
+  /** Jobs refused at prepare (PrepareFailure), jobs whose run exhausted its reservation. */
+  prepareFailures = 0;
+  exhaustions = 0;
+  /** After an exhaustion the VM must refuse every later job. */
+  private expectUnusable = false;
 
   constructor(
     readonly cfg: FuzzConfig,
@@ -77,7 +91,7 @@ export class Harness {
 
     const expectOk = this.model.createPgd();
     this.iommu = opts.iommu === false ? null : new hw.Iommu({ memory: stack.memory, tlb: { entries: 16 }, walkCache: { entries: 8 } });
-    const r = allocIoPgtableOps(
+    const r = stack.bind ? this.createVm() : allocIoPgtableOps(
       cfg.format,
       { pgsizeBitmap: cfg.pgsizeBitmap, ias: cfg.ias, oas: cfg.oas, quirks: cfg.quirks, coherentWalk: cfg.coherentWalk },
       this.iommu
@@ -95,6 +109,23 @@ export class Harness {
       this.createError = r.reason;
     }
     this.checkAll();
+  }
+
+  /** A VM over the reservation stack; its PGD comes from the backing allocator now. */
+  private createVm(): { ok: true; table: PageTable } | { ok: false; code: string; reason: string } {
+    if (this.opts.mode !== 'strict' || this.ttbr1) throw new Error(`stack ${this.stack.name} runs VM_BIND jobs: strict mode and TTBR0 configurations only`);
+    const iommu = this.iommu;
+    try {
+      const b = createBindVm(this.stack.bind!, this.cfg, {
+        ...(iommu ? { observe: (a) => iommu.observe(a), tlb: iommu.flushOps() } : {}),
+        ...(this.opts.shortJobAt !== undefined ? { shortJobAt: this.opts.shortJobAt } : {}),
+      });
+      (this as { bind: BindVm | null }).bind = b;
+      return { ok: true, table: b.vm.pageTable };
+    } catch (e) {
+      if (e instanceof IoPgtableError) return { ok: false, code: e.code, reason: e.reason };
+      throw e;
+    }
   }
 
   private record(o: Observation): void {
@@ -124,9 +155,11 @@ export class Harness {
     if (this.freed) this.fail(`command ${JSON.stringify(cmd)} after free`);
     switch (cmd.op) {
       case 'map':
+        if (this.bind) return void this.runJob([cmd]);
         this.doMap(cmd);
         break;
       case 'unmap':
+        if (this.bind) return void this.runJob([cmd]);
         this.doUnmap(cmd);
         break;
       case 'iova_to_phys': {
@@ -147,6 +180,86 @@ export class Harness {
         return;
     }
     if (this.opts.checkEvery !== false) this.checkAll();
+  }
+
+  /** The VM op for a command: a map stays inside one table (one map_pages call), as the model's. */
+  private bindOp(c: JobCmd): BindOp {
+    if (c.op === 'map') return { kind: 'map', iova: c.iova, size: c.pgsize * this.model.chunk(c.iova, c.pgsize, c.pgcount), paddr: c.pa, prot: c.prot, pgsize: c.pgsize };
+    return { kind: 'unmap', iova: c.iova, size: c.pgsize * c.pgcount };
+  }
+
+  /**
+   * One VM_BIND job of map/unmap commands: submit (count, admission, prepare: may fail with
+   * a PrepareFailure and must change nothing), run in order inside the signalling section
+   * (stops at the first failed op with a BindError, never throws), the driver's TLB flush
+   * of the bound ranges, then cleanup (release + drain) out of the run path. The result is
+   * compared with the model applied op by op; the whole state is checked afterwards.
+   */
+  runJob(cmds: readonly JobCmd[]): number {
+    if (this.pt === null) return 0;
+    if (this.freed) this.fail(`job after free`);
+    const b = this.bind;
+    if (b === null) {
+      for (const c of cmds) this.run(c);
+      return cmds.length;
+    }
+    const ops = cmds.map((c) => this.bindOp(c));
+    const job = b.queue.trySubmit(ops);
+    if (job === 'wait') this.fail(`admission refused a ${ops.length}-op job with no job in flight`);
+    if (job.state === 'failed') {
+      const e = job.error;
+      if (!(e instanceof PrepareFailure)) this.fail(`prepare failed without a PrepareFailure: ${String(e)}`);
+      const allowed = this.expectUnusable ? e.code === 'EINVAL' : e.code === 'ENOMEM' && this.opts.lenientNomem === true;
+      if (!allowed) this.fail(`unexpected prepare failure: ${e.message}`);
+      this.prepareFailures++;
+      b.queue.cleanup();
+      if (this.keepLog) for (const cmd of cmds) this.record({ cmd, result: { ret: e.code, job: 'prepare-failed' } });
+      if (this.opts.checkEvery !== false) this.checkAll();
+      return 0;
+    }
+    if (this.expectUnusable) this.fail('a job was prepared on a VM that should be unusable');
+    b.queue.runAll();
+    const res = job.result;
+    if (res === undefined) this.fail('the job did not run');
+    // The driver flushes the bound range after the ops (Panthor's flush_range); walk caches
+    // were already invalidated by tlbFlushWalk when a table went away.
+    for (const op of ops) this.iommu?.invalidateRange(op.iova, op.size, true);
+    let wantDone = ops.length;
+    let wantErr: string | undefined;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (!res.ok && res.opsDone === i && res.error.reason === 'exhausted') {
+        // Only a deliberately short reservation may run dry; the op's tables stay, no leaf.
+        if (this.opts.shortJobAt === undefined) this.fail(`run exhausted its reservation: ${res.error.message}`);
+        if (!(res.error instanceof BindError) || res.error.code !== 'ENOMEM' || res.error.rule !== 'reservation-exhausted') this.fail(`exhaustion reported as ${String(res.error)}`);
+        this.exhaustions++;
+        this.expectUnusable = true;
+        this.resyncTables();
+        wantDone = i;
+        wantErr = 'ENOMEM';
+        break;
+      }
+      let err: string | null;
+      if (op.kind === 'map') {
+        const c = cmds[i] as Extract<JobCmd, { op: 'map' }>;
+        err = (c.prot & 3) === 0 ? 'EINVAL' : (this.model.map(c.iova, c.pa, c.pgsize, c.pgcount, c.prot).error ?? null);
+        if (err === null) this.vmas.add(op.iova, op.iova + op.size);
+      } else err = applyVmUnmap(this.model, this.shape, this.vmas, op.iova, op.size);
+      if (err !== null) {
+        wantDone = i;
+        wantErr = err;
+        break;
+      }
+    }
+    const got = res.ok ? undefined : res.error.code;
+    if (this.keepLog) for (const cmd of cmds) this.record({ cmd, result: { ret: got ?? 0, opsDone: res.opsDone } });
+    if (res.opsDone !== wantDone || got !== wantErr || (!res.ok && !(res.error instanceof BindError))) {
+      this.fail(`job ${JSON.stringify(ops)} = ${res.ok ? 'ok' : res.error.message} after ${res.opsDone} ops, model says ${wantErr ?? 'ok'} after ${wantDone}`);
+    }
+    b.queue.cleanup();
+    if (this.opts.checkEvery !== false) this.checkAll();
+    // Ops that ran: the ones done and the one that failed.
+    return res.ok ? res.opsDone : res.opsDone + 1;
   }
 
   private doMap(cmd: Extract<Cmd, { op: 'map' }>): void {
@@ -262,6 +375,7 @@ export class Harness {
     } catch (e) {
       this.fail(`accounting: ${(e as Error).message}`);
     }
+    if (this.bind !== null) this.checkBindIdle();
     if (this.iommu !== null) {
       const bad = this.iommu.findingsOf(...HAZARDS);
       if (bad.length > 0) this.fail(`IOMMU model: ${bad.map((f) => `${f.kind}: ${f.message}`).join('; ')}`);
@@ -313,6 +427,17 @@ export class Harness {
     }
   }
 
+  /** Between jobs: no reservation held, no admission ticket out, no section violation. */
+  private checkBindIdle(): void {
+    const setup = this.stack.bind!;
+    const held = setup.reservation.stats().reserved;
+    const adm = setup.admission.counters().outstanding;
+    const violations = setup.reservation.counters().violations;
+    if (held !== 0 || adm !== 0 || violations !== 0 || this.bind!.queue.pending.length !== 0) {
+      this.fail(`between jobs: ${held} reserved bytes, ${adm} admitted pages, ${violations} section violations, ${this.bind!.queue.pending.length} queued jobs`);
+    }
+  }
+
   /** free(), then flush and drain: every page must be back where it belongs. */
   teardown(): void {
     if (this.freed) return;
@@ -339,6 +464,7 @@ export class Harness {
     } catch (e) {
       this.fail(`accounting after teardown: ${(e as Error).message}`);
     }
+    if (this.bind !== null) this.checkBindIdle();
     const leak = assertStackEmpty(this.stack);
     if (leak !== null) this.fail(`leak after teardown: ${leak}`);
   }

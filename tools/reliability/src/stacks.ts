@@ -2,10 +2,11 @@
  * Allocator stacks the reliability runs go through. The system allocator of core is the
  * bottom of every stack; plugins are layered over it as their packages land.
  */
-import { assertAccounting, type TableAllocator } from '@io-pgtable/allocator-api';
+import { assertAccounting, drainAll, type TableAllocator } from '@io-pgtable/allocator-api';
 import { withBatching } from '@io-pgtable/batched';
 import { PhysMemory, createSystemAllocator, type SystemAllocator } from '@io-pgtable/core';
 import { withPagePool } from '@io-pgtable/page-pool';
+import { createAdmission, withReservation, type Admission, type CountStrategy, type FreePolicy, type ReservationAllocator } from '@io-pgtable/reservation';
 import { createScmMock, withSecureShare, type ScmMock } from '@io-pgtable/secure-share';
 
 export interface StackOptions {
@@ -36,6 +37,17 @@ export interface Stack {
   drain(): void;
   /** Secure calls made so far (secure-share stacks), for fault injection on them. */
   secureCalls?(): number;
+  /** Reservation stacks: the page table is a VM driven by VM_BIND jobs (see bind.ts). */
+  bind?: BindSetup;
+}
+
+export interface BindSetup {
+  /** The top of the stack. */
+  reservation: ReservationAllocator;
+  /** How the queue counts a job's reservation. */
+  strategy: CountStrategy;
+  /** Admission shared by every VM built on this stack (one per device). */
+  admission: Admission;
 }
 
 export const SYSTEM_BASE = 0x8000_0000;
@@ -62,7 +74,7 @@ export function systemStack(opts: StackOptions = {}): Stack {
 }
 
 /** Put `layers` (innermost first) over a system allocator. */
-function layered(name: string, opts: StackOptions, build: (system: SystemAllocator, extra: { scm?: ScmMock }) => TableAllocator[]): Stack {
+function layered(name: string, opts: StackOptions, build: (system: SystemAllocator, extra: { scm?: ScmMock }) => TableAllocator[], bind?: Omit<BindSetup, 'reservation'>): Stack {
   const base = systemStack(opts);
   const extra: { scm?: ScmMock } = {};
   const over = build(base.system, extra);
@@ -73,16 +85,20 @@ function layered(name: string, opts: StackOptions, build: (system: SystemAllocat
     allocator: top,
     layers: [...over].reverse().concat(base.system),
     flushDone: () => top.flushDone(),
+    // A layer's drain may free into the layer below, whose deferred-free rule then holds
+    // those pages until another flushDone (secure-share over page-pool does): drainAll
+    // repeats flushDone + drain until the stack settles. drainAll judges "settled" by the
+    // top's stats alone, so when the top is already empty (a reservation allocator whose
+    // root went straight to secure-share) it stops after one round with pages still
+    // pending in page-pool; repeat it while any layer below still holds pages.
     drain: () => {
-      // A layer's drain may free into the layer below, whose deferred-free rule then holds
-      // those pages until another flushDone (secure-share over page-pool does): repeat.
       for (let round = 0; round < 4; round++) {
-        top.flushDone();
-        top.drain?.();
+        drainAll(top);
         if (!over.some((l) => l.stats().pendingFlush + l.stats().cached > 0)) break;
       }
     },
   };
+  if (bind !== undefined) stack.bind = { ...bind, reservation: top as ReservationAllocator };
   if (extra.scm !== undefined) {
     const scm = extra.scm;
     stack.secureCalls = () => scm.calls;
@@ -90,12 +106,43 @@ function layered(name: string, opts: StackOptions, build: (system: SystemAllocat
   return stack;
 }
 
-export type StackName = 'system' | 'pool' | 'batched' | 'pool-over-batched' | 'batched-over-pool' | 'secure-share' | 'secure-over-pool-over-batched';
+export type StackName =
+  | 'system'
+  | 'pool'
+  | 'batched'
+  | 'pool-over-batched'
+  | 'batched-over-pool'
+  | 'secure-share'
+  | 'secure-over-pool-over-batched'
+  | 'reservation'
+  | 'reservation-over-secure-over-pool-over-batched';
 
-export const STACKS: readonly StackName[] = ['system', 'pool', 'batched', 'pool-over-batched', 'batched-over-pool', 'secure-share', 'secure-over-pool-over-batched'];
+export const STACKS: readonly StackName[] = [
+  'system',
+  'pool',
+  'batched',
+  'pool-over-batched',
+  'batched-over-pool',
+  'secure-share',
+  'secure-over-pool-over-batched',
+  'reservation',
+  'reservation-over-secure-over-pool-over-batched',
+];
 
-/** The largest stack: secure-share over a page pool over a batched allocator over the system allocator. */
-export const LARGEST_STACK: StackName = 'secure-over-pool-over-batched';
+/**
+ * The largest stack: a reservation allocator (VM_BIND jobs) over secure-share over a page
+ * pool over a batched allocator over the system allocator.
+ */
+export const LARGEST_STACK: StackName = 'reservation-over-secure-over-pool-over-batched';
+
+/** Stacks whose page table is driven as VM_BIND jobs (strict mode, TTBR0 configurations). */
+export function isBindStack(name: StackName): boolean {
+  return name.startsWith('reservation');
+}
+
+function reservation(inner: TableAllocator, freePolicy: FreePolicy): ReservationAllocator {
+  return withReservation(inner, { freePolicy });
+}
 
 function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }): TableAllocator {
   const scm = createScmMock(opts.scmFailWhen ? { failWhen: opts.scmFailWhen } : {});
@@ -130,6 +177,22 @@ export function makeStack(name: StackName, opts: StackOptions = {}): Stack {
         const p = withPagePool(b, { highWatermark: 8 });
         return [b, p, secure(p, opts, extra)];
       });
+    case 'reservation':
+      // Policy `reservation`: tables freed during a run go back to the job (KVM-like).
+      return layered(name, opts, (s) => [reservation(s, 'reservation')], { strategy: 'per-op', admission: createAdmission({ limit: 64 }) });
+    case 'reservation-over-secure-over-pool-over-batched':
+      // Policy `backing` (Panthor, msm), counted against the tree as queued jobs allow.
+      return layered(
+        name,
+        opts,
+        (s, extra) => {
+          const b = withBatching(s, { batch: 4 });
+          const p = withPagePool(b, { highWatermark: 8 });
+          const sec = secure(p, opts, extra);
+          return [b, p, sec, reservation(sec, 'backing')];
+        },
+        { strategy: 'tree', admission: createAdmission({ limit: 256 }) },
+      );
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configByName } from '../src/configs.js';
 import { WORKLOADS, faultCampaign } from '../src/faults.js';
-import { STACKS } from '../src/stacks.js';
+import { STACKS, isBindStack } from '../src/stacks.js';
 
 const CONFIGS = ['s1-4k-48-48-hd', 's2-4k-42-42-concat8', 's1-64k-52-52-4t', 'mali-4k-33-33-pgd8'].map(configByName);
 
@@ -10,12 +10,18 @@ describe.each(STACKS.map((s) => [s] as const))('fault injection over %s', (stack
     for (const w of WORKLOADS) {
       const r = faultCampaign(cfg, stack, w);
       expect(r.failures, `${w.name}: ${r.failures.slice(0, 3).join('\n')}`).toEqual([]);
-      // The campaign really injected: each backing allocation (and secure call) was failed once.
-      expect(r.runs).toBe(1 + r.backingCalls + r.secureCalls);
+      // The campaign really injected: each backing allocation (and secure call, and for
+      // reservation stacks each job's reservation) was failed once.
+      expect(r.runs).toBe(1 + r.backingCalls + r.secureCalls + r.jobs);
       expect(r.backingCalls).toBeGreaterThan(0);
-      if (stack.startsWith('secure')) expect(r.secureCalls).toBeGreaterThan(0);
-      // Failing a backing allocation is visible as ENOMEM somewhere in most runs.
+      if (stack.includes('secure')) expect(r.secureCalls).toBeGreaterThan(0);
+      // Failing a backing allocation is visible as ENOMEM (or a failed prepare) somewhere in most runs.
       expect(r.runsWithNomem).toBeGreaterThan(0);
+      if (isBindStack(stack)) {
+        expect(r.jobs).toBeGreaterThan(0);
+        // A reservation one page short runs dry in at least one job (a BindError, not a throw).
+        expect(r.runsWithExhaustion).toBeGreaterThan(0);
+      }
     }
   });
 });
