@@ -40,22 +40,31 @@ export function assertAccounting(allocator: TableAllocator): AllocatorStats {
   return s;
 }
 
+/** The layers of a stack, top first, following `inner`. */
+export function stackLayers(allocator: TableAllocator): TableAllocator[] {
+  const layers: TableAllocator[] = [];
+  for (let a: TableAllocator | undefined = allocator; a !== undefined && !layers.includes(a); a = a.inner) layers.push(a);
+  return layers;
+}
+
 /**
- * Teardown of a whole plugin stack: repeat `flushDone(); drain()` until the top layer's
- * stats stop changing, and return the final stats. Needed because a layer's drain can
- * free pages into a lower layer that defers frees (a pool under secure-share holds them
- * as pending until the next flushDone). Call it only when every page table using the
- * stack has been freed and the driver's final TLB flush has completed: then every
- * pending free is covered, so the repeated flushDone is true. Throws AccountingError if
- * the stack has not settled after `maxRounds` rounds.
+ * Teardown of a whole plugin stack: repeat `flushDone(); drain()` until no layer's stats
+ * change (layers found through `inner`), and return the top layer's final stats. Needed
+ * because a layer's drain can free pages into a lower layer that defers frees (a pool
+ * under secure-share holds them as pending until the next flushDone), even when the top
+ * layer itself is already empty. Call it only when every page table using the stack has
+ * been freed and the driver's final TLB flush has completed: then every pending free is
+ * covered, so the repeated flushDone is true. Throws AccountingError if the stack has not
+ * settled after `maxRounds` rounds.
  */
 export function drainAll(allocator: TableAllocator, maxRounds = 16): AllocatorStats {
-  let prev = allocator.stats();
+  const layers = stackLayers(allocator);
+  let prev = layers.map((l) => l.stats());
   for (let round = 0; round < maxRounds; round++) {
     allocator.flushDone();
     allocator.drain?.();
-    const now = allocator.stats();
-    if (sameStats(prev, now)) return now;
+    const now = layers.map((l) => l.stats());
+    if (now.every((s, i) => sameStats(prev[i]!, s))) return now[0]!;
     prev = now;
   }
   throw new AccountingError(allocator.caps.name, `stack did not settle after ${maxRounds} rounds of flushDone + drain`);

@@ -123,6 +123,11 @@ export interface PhysMemoryAccess {
  */
 export interface TableAllocator {
   readonly caps: AllocatorCaps;
+  /**
+   * The allocator this one is stacked on (decorators), or undefined for a leaf. Lets
+   * teardown and tools see every layer of a stack; `definePlugin` sets it.
+   */
+  readonly inner?: TableAllocator;
   /** The memory the allocator's pages live in (forwarded by decorators). */
   readonly memory: PhysMemoryAccess;
   alloc(size: number, ctx: AllocCtx): Paddr | null;

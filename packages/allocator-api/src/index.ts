@@ -18,6 +18,8 @@ export {
 } from './allocator.js';
 export type { AllocatorRule, Errno } from './errors.js';
 export { AccountingError, AllocatorFaultError, AllocatorMisuseError, ERRNO_VALUE } from './errors.js';
-export { EMPTY_STATS, accountedBytes, assertAccounting, drainAll } from './accounting.js';
+export { EMPTY_STATS, accountedBytes, assertAccounting, drainAll, stackLayers } from './accounting.js';
 export type { PluginParts } from './plugin.js';
 export { definePlugin } from './plugin.js';
+export type { FreeNoun, TableLedgerOptions } from './ledger.js';
+export { TableLedger, freeSizeError, isFreeSize, notLiveError } from './ledger.js';

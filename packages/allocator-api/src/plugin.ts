@@ -21,7 +21,7 @@ export interface PluginParts {
 
 /**
  * Build a decorator over `inner`: capabilities default to the inner allocator's,
- * `memory` is forwarded, and `flushDone` runs the plugin's own drain first and then
+ * `memory` is forwarded, `inner` is exposed for stack-wide tools, and `flushDone` runs the plugin's own drain first and then
  * forwards down the stack. Keeps every plugin to the logic that is really its own.
  */
 export function definePlugin(inner: TableAllocator, parts: PluginParts): TableAllocator {
@@ -29,6 +29,7 @@ export function definePlugin(inner: TableAllocator, parts: PluginParts): TableAl
   const memory: PhysMemoryAccess = inner.memory;
   const allocator: TableAllocator = {
     caps,
+    inner,
     memory,
     alloc: parts.alloc,
     free: parts.free,

@@ -7,6 +7,7 @@ import {
   assertAccounting,
   definePlugin,
   drainAll,
+  stackLayers,
   isPowerOfTwo,
   type TableAllocator,
 } from '../src/index.js';
@@ -63,30 +64,43 @@ describe('assertAccounting', () => {
 });
 
 describe('drainAll', () => {
-  /** A two-layer stack where the top's drain frees into a bottom that defers until flushDone. */
+  /**
+   * A pool-like bottom that defers frees until flushDone and releases idle pages on drain,
+   * under a top layer that holds idle pages itself but reports nothing once it has freed
+   * them: the case where watching only the top would stop too early.
+   */
   function stack() {
-    let bottomPending = 0;
-    let bottomCached = 0;
-    let topCached = 4096;
-    const stats = () => ({ ...EMPTY_STATS, outstanding: topCached + bottomPending + bottomCached, cached: topCached + bottomCached, pendingFlush: bottomPending });
-    const top: TableAllocator = {
+    const bottom = { pending: 0, cached: 0 };
+    let topIdle = 2 * 4096;
+    const leaf: TableAllocator = {
       ...fakeAllocator(),
       flushDone() {
-        bottomCached += bottomPending;
-        bottomPending = 0;
+        bottom.cached += bottom.pending;
+        bottom.pending = 0;
       },
       drain() {
-        bottomPending += topCached;
-        topCached = 0;
-        bottomCached = 0; // the bottom gives idle pages back to memory
+        bottom.cached = 0;
       },
-      stats,
+      stats: () => ({ ...EMPTY_STATS, outstanding: bottom.pending + bottom.cached, cached: bottom.cached, pendingFlush: bottom.pending }),
     };
-    return top;
+    const top = definePlugin(leaf, {
+      caps: { name: 'top' },
+      alloc: () => null,
+      free() {},
+      drain() {
+        bottom.pending += topIdle; // freed into the bottom, which defers them
+        topIdle = 0;
+        leaf.drain!();
+      },
+      stats: () => EMPTY_STATS, // the top never reports its idle pages: only the bottom shows them
+    });
+    return { top, leaf };
   }
-  it('repeats flushDone + drain until the stack settles', () => {
-    const s = drainAll(stack());
-    expect(s.outstanding).toBe(0);
+  it('repeats flushDone + drain until every layer (found through inner) settles', () => {
+    const { top, leaf } = stack();
+    expect(stackLayers(top)).toEqual([top, leaf]);
+    drainAll(top);
+    expect(leaf.stats().outstanding).toBe(0);
   });
   it('gives up with an AccountingError when a stack never settles', () => {
     let n = 0;

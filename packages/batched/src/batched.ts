@@ -1,7 +1,7 @@
 import {
   AllocatorMisuseError,
   MIN_TABLE_ALLOC,
-  allocSizeFor,
+  TableLedger,
   definePlugin,
   isPowerOfTwo,
   type AllocCtx,
@@ -89,13 +89,12 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
 
   /** Held pages per allocation size, handed out from the top. */
   const held = new Map<number, Paddr[]>();
-  /** Pages handed out and not freed: paddr -> allocated size. */
-  const live = new Map<Paddr, number>();
   /** Freed and waiting for the covering flush: paddr -> allocated size. */
   const pending = new Map<Paddr, number>();
+  /** Pages handed out and not freed: paddr -> allocated size. */
+  const live = new TableLedger(name, { wasFreed: (p) => pending.has(p) });
 
   let outstanding = 0;
-  let liveBytes = 0;
   let heldBytes = 0;
   let heldCount = 0;
   let pendingBytes = 0;
@@ -184,21 +183,12 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
       const p = stack.pop()!;
       heldBytes -= size;
       heldCount--;
-      live.set(p, size);
-      liveBytes += size;
+      live.add(p, size);
       return p;
     },
     free(paddr: Paddr, size: number): void {
-      const allocated = live.get(paddr);
-      if (allocated === undefined) {
-        const rule = pending.has(paddr) ? 'double-free' : 'foreign-free';
-        throw new AllocatorMisuseError(name, rule, `free of 0x${Number(paddr).toString(16)} (size ${size}), which is not a live table of this allocator`, paddr);
-      }
-      if (!(typeof size === 'number' && Number.isSafeInteger(size) && size > 0 && allocSizeFor(size) === allocated)) {
-        throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${String(size)}, but it was allocated as ${allocated} bytes`, paddr);
-      }
-      live.delete(paddr);
-      liveBytes -= allocated;
+      // Throws double-free / foreign-free / free-size, changing nothing.
+      const allocated = live.remove(paddr, size);
       pending.set(paddr, allocated);
       pendingBytes += allocated;
     },
@@ -217,12 +207,12 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     stats(): AllocatorStats {
       return {
         outstanding,
-        live: liveBytes,
+        live: live.bytes,
         cached: heldBytes,
         reserved: 0,
         pendingFlush: pendingBytes,
         quarantined: 0,
-        liveTables: live.size,
+        liveTables: live.count,
         backingCalls: allocBatches,
       };
     },

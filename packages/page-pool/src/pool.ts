@@ -2,9 +2,11 @@ import {
   AllocatorMisuseError,
   BLOCKING_CTX,
   MIN_TABLE_ALLOC,
-  allocSizeFor,
   definePlugin,
+  freeSizeError,
+  isFreeSize,
   isPowerOfTwo,
+  notLiveError,
   type AllocCtx,
   type AllocatorStats,
   type Paddr,
@@ -57,7 +59,11 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
 
   /** Idle stacks per allocation size; the top is the most recently freed (cache-warm) page. */
   const idle = new Map<number, Paddr[]>();
-  /** Every page taken from `inner` and not given back: paddr -> size | state. */
+  /**
+   * Every page taken from `inner` and not given back: paddr -> size | state. One map for
+   * all states (not a TableLedger of live pages beside it) so a hit or a free updates a
+   * value in place instead of moving a key between maps, which costs several times more.
+   */
   const owned = new Map<Paddr, number>();
   let pending: Paddr[] = [];
 
@@ -123,10 +129,6 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     return released;
   }
 
-  function fail(rule: 'double-free' | 'foreign-free' | 'free-size', paddr: Paddr, msg: string): never {
-    throw new AllocatorMisuseError(name, rule, msg, paddr);
-  }
-
   const base = definePlugin(inner, {
     caps: { name, defersFree: true, zeroes: zeroOnAlloc ? 'on-alloc' : 'on-free', mayFail: inner.caps.mayFail },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
@@ -157,14 +159,10 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     },
     free(paddr: Paddr, size: number): void {
       const v = owned.get(paddr);
-      if (v === undefined) fail('foreign-free', paddr, `free of ${hexOf(paddr)} (size ${size}), which this pool does not own`);
-      if ((v & STATE_MASK) !== LIVE) {
-        fail('double-free', paddr, `free of ${hexOf(paddr)}, which is already ${(v & STATE_MASK) === PENDING ? 'waiting for a flush' : 'idle in the pool'}`);
-      }
+      if (v === undefined) throw notLiveError(name, paddr, size, false);
+      if ((v & STATE_MASK) !== LIVE) throw notLiveError(name, paddr, size, (v & STATE_MASK) === PENDING ? 'waiting for a flush' : 'idle in the pool');
       const allocated = v - LIVE;
-      if (!(typeof size === 'number' && Number.isSafeInteger(size) && size > 0 && allocSizeFor(size) === allocated)) {
-        fail('free-size', paddr, `free of ${hexOf(paddr)} with size ${String(size)}, but it was allocated as ${allocated} bytes`);
-      }
+      if (!isFreeSize(size, allocated)) throw freeSizeError(name, paddr, size, allocated);
       owned.set(paddr, allocated | PENDING);
       pending.push(paddr);
       liveBytes -= allocated;
@@ -268,8 +266,4 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   // defineProperties, not Object.assign: `needsRefill` must stay a live getter.
   const pool = Object.defineProperties(base, Object.getOwnPropertyDescriptors(extra)) as PagePool;
   return pool;
-}
-
-function hexOf(p: Paddr): string {
-  return `0x${p.toString(16)}`;
 }

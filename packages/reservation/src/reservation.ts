@@ -12,7 +12,7 @@ import {
   AllocatorMisuseError,
   EMPTY_STATS,
   PGD_CTX,
-  allocSizeFor,
+  TableLedger,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorCaps,
@@ -158,11 +158,11 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   const section = opts.section ?? new SignallingSection();
   const below = withBackingGuard(backing, section);
 
-  /** Tables handed out: paddr -> allocated size; roots are tracked apart. */
-  const live = new Map<Paddr, number>();
-  const roots = new Set<Paddr>();
   /** Recently freed, to tell a double free from a foreign one. */
   const freed = new Set<Paddr>();
+  /** Tables handed out: paddr -> allocated size; roots are also tracked apart. */
+  const live = new TableLedger(name, { wasFreed: (p) => freed.has(p) });
+  const roots = new Set<Paddr>();
   /** Freed outside any reservation (or by policy `backing`), waiting for flushDone. */
   let pending: Paddr[] = [];
   /** Flushed but freed inside a section: returned to the backing once it closes. */
@@ -172,7 +172,6 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   const states = new Set<ResState>();
   let active: ResState | null = null;
   let activeHandle: Reservation | null = null;
-  let liveBytes = 0;
   /** Bytes taken from the backing allocator and not given back: tracked apart from the categories. */
   let heldBytes = 0;
   let backingCalls = 0;
@@ -192,7 +191,6 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   const misuse = (rule: ConstructorParameters<typeof AllocatorMisuseError>[1], msg: string, paddr?: number): never => {
     throw new AllocatorMisuseError(name, rule, msg, paddr);
   };
-  const hex = (p: number) => '0x' + p.toString(16);
 
   /** Size of each page this allocator holds outside `live` (reserved, pending, deferred). */
   const pageBytes = new Map<Paddr, number>();
@@ -320,6 +318,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   }
 
   const allocator: ReservationAllocator = {
+    inner: below,
     caps,
     memory: backing.memory,
     section,
@@ -349,8 +348,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         heldBytes += size;
         freed.delete(p);
         roots.add(p);
-        live.set(p, size);
-        liveBytes += size;
+        live.add(p, size);
         totals.rootAllocs++;
         return p;
       }
@@ -367,29 +365,23 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       pageBytes.delete(p);
       s.consumed++;
       totals.consumed++;
-      live.set(p, size);
-      liveBytes += size;
+      live.add(p, size);
       return p;
     },
     free(paddr: Paddr, size: number): void {
-      const allocated = live.get(paddr);
-      if (allocated === undefined) {
-        misuse(freed.has(paddr) ? 'double-free' : 'foreign-free', `free of ${hex(paddr)} (size ${size}), which is not a live table`, paddr);
-      }
-      if (!(size > 0) || allocSizeFor(size) !== allocated) misuse('free-size', `free of ${hex(paddr)} with size ${size}, but ${allocated} bytes were allocated`, paddr);
+      // The ledger throws double-free / foreign-free / free-size, changing nothing.
       if (roots.has(paddr)) {
         // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing.
+        // Checked before the backing call and forgotten after it, so a refused call changes nothing.
+        live.check(paddr, size);
         below.free(paddr, size);
-        heldBytes -= allocated!;
+        heldBytes -= live.remove(paddr, size);
         freed.add(paddr);
         roots.delete(paddr);
-        live.delete(paddr);
-        liveBytes -= allocated!;
         return;
       }
-      live.delete(paddr);
-      liveBytes -= allocated!;
-      pageBytes.set(paddr, allocated!);
+      const allocated = live.remove(paddr, size);
+      pageBytes.set(paddr, allocated);
       freed.add(paddr);
       pending.push(paddr);
       if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
@@ -419,11 +411,11 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       return {
         ...EMPTY_STATS,
         outstanding: heldBytes,
-        live: liveBytes,
+        live: live.bytes,
         reserved: reservedBytes,
         pendingFlush: pendingBytes,
         cached: cachedBytes,
-        liveTables: live.size,
+        liveTables: live.count,
         backingCalls,
       };
     },

@@ -87,15 +87,9 @@ function layered(name: string, opts: StackOptions, build: (system: SystemAllocat
     flushDone: () => top.flushDone(),
     // A layer's drain may free into the layer below, whose deferred-free rule then holds
     // those pages until another flushDone (secure-share over page-pool does): drainAll
-    // repeats flushDone + drain until the stack settles. drainAll judges "settled" by the
-    // top's stats alone, so when the top is already empty (a reservation allocator whose
-    // root went straight to secure-share) it stops after one round with pages still
-    // pending in page-pool; repeat it while any layer below still holds pages.
+    // repeats flushDone + drain until no layer of the stack changes.
     drain: () => {
-      for (let round = 0; round < 4; round++) {
-        drainAll(top);
-        if (!over.some((l) => l.stats().pendingFlush + l.stats().cached > 0)) break;
-      }
+      drainAll(top);
     },
   };
   if (bind !== undefined) stack.bind = { ...bind, reservation: top as ReservationAllocator };

@@ -5,9 +5,8 @@
  * to name that rule.
  */
 import {
-  AllocatorMisuseError,
   EMPTY_STATS,
-  allocSizeFor,
+  TableLedger,
   type AllocCtx,
   type AllocatorCaps,
   type AllocatorStats,
@@ -47,11 +46,11 @@ export function createTestPool(env: ConformanceEnv, bug?: MutantBug): TableAlloc
   const caps: AllocatorCaps = Object.freeze({ name, minSize: 64, maxSize: 1 << 20, defersFree: true, zeroes: 'on-alloc', mayFail: false });
   /** Backing blocks held: address -> size taken from the backing store. */
   const held = new Map<Paddr, number>();
-  /** Tables handed out: address -> allocated size. */
-  const live = new Map<Paddr, number>();
+  /** Tables handed out: address -> allocated size. A free of a held, non-live block is a double free. */
+  const live = new TableLedger(name, { wasFreed: (p) => held.has(p) });
   const idle = new Map<number, Paddr[]>();
   let pending: Array<[Paddr, number]> = [];
-  const counts = { held: 0, live: 0, cached: 0, pending: 0, calls: 0, allocs: 0 };
+  const counts = { held: 0, cached: 0, pending: 0, calls: 0, allocs: 0 };
   let last: [Paddr, number] | null = null;
 
   const listFor = (size: number): Paddr[] => {
@@ -88,21 +87,13 @@ export function createTestPool(env: ConformanceEnv, bug?: MutantBug): TableAlloc
         p = bug === 'misaligned' ? q + size / 2 : q;
         if (p !== q) held.set(p, take); // remember the block under the address handed out
       }
-      live.set(p, size);
-      counts.live += size;
+      live.add(p, size);
       last = [p, size];
       return p;
     },
     free(paddr: Paddr, size: number): void {
       if (bug === 'ignores-free') return;
-      const got = live.get(paddr);
-      if (got === undefined) {
-        const known = held.has(paddr);
-        throw new AllocatorMisuseError(name, known ? 'double-free' : 'foreign-free', `free of 0x${paddr.toString(16)}, not a live table`, paddr);
-      }
-      if (allocSizeFor(size) > got) throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${size}, allocated as ${got}`, paddr);
-      live.delete(paddr);
-      counts.live -= got;
+      const got = live.remove(paddr, size);
       if (bug === 'reuses-at-once') cache(paddr, got);
       else {
         pending.push([paddr, got]);
@@ -131,14 +122,14 @@ export function createTestPool(env: ConformanceEnv, bug?: MutantBug): TableAlloc
       }
     },
     stats(): AllocatorStats {
-      const wasted = bug === 'misaligned' ? counts.held - counts.live - counts.cached - counts.pending : 0;
+      const wasted = bug === 'misaligned' ? counts.held - live.bytes - counts.cached - counts.pending : 0;
       return {
         ...EMPTY_STATS,
         outstanding: counts.held,
-        live: counts.live + wasted,
+        live: live.bytes + wasted,
         cached: counts.cached,
         pendingFlush: counts.pending,
-        liveTables: live.size,
+        liveTables: live.count,
         backingCalls: counts.calls,
       };
     },

@@ -1,7 +1,7 @@
 import {
   AllocatorMisuseError,
   EMPTY_STATS,
-  allocSizeFor,
+  TableLedger,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorCaps,
@@ -57,10 +57,11 @@ export function createSystemAllocator(opts: SystemAllocatorOptions = {}): System
   if (base % minBlock !== 0) throw new RangeError(`base ${hex(base)} is not aligned to minBlock ${minBlock}`);
 
   const freeLists = new Map<number, Paddr[]>();
-  const live = new Map<Paddr, number>();
+  /** Blocks on the free lists: a free of one of these is a double free. */
   const idle = new Set<Paddr>();
+  /** Blocks handed out: paddr -> block size. */
+  const live = new TableLedger(name, { minBlock, noun: 'block', wasFreed: (p) => idle.has(p) });
   let cursor = base;
-  let liveBytes = 0;
   let calls = 0;
 
   const caps: AllocatorCaps = Object.freeze({
@@ -123,28 +124,18 @@ export function createSystemAllocator(opts: SystemAllocatorOptions = {}): System
         p = carve(block);
         if (p === null) return null;
       }
-      live.set(p, block);
-      liveBytes += block;
+      live.add(p, block);
       return p;
     },
     free(paddr: Paddr, size: number): void {
-      const block = live.get(paddr);
-      if (block === undefined) {
-        const rule = idle.has(paddr) ? 'double-free' : 'foreign-free';
-        throw new AllocatorMisuseError(name, rule, `free of ${hex(paddr)} (size ${size}), which is not a live block`, paddr);
-      }
-      if (blockFor(allocSizeFor(size)) !== block) {
-        throw new AllocatorMisuseError(name, 'free-size', `free of ${hex(paddr)} with size ${size}, but the block is ${block} bytes`, paddr);
-      }
-      live.delete(paddr);
-      liveBytes -= block;
-      pushFree(paddr, block);
+      // Throws double-free / foreign-free / free-size, changing nothing.
+      pushFree(paddr, live.remove(paddr, size));
     },
     flushDone() {},
     stats(): AllocatorStats {
-      return { ...EMPTY_STATS, outstanding: liveBytes, live: liveBytes, liveTables: live.size };
+      return { ...EMPTY_STATS, outstanding: live.bytes, live: live.bytes, liveTables: live.count };
     },
-    blockSize: (paddr) => live.get(paddr),
+    blockSize: (paddr) => live.sizeOf(paddr),
   };
   return allocator;
 }
