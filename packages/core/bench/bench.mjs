@@ -2,7 +2,7 @@
 // Core benchmarks W1-W4 (issue 3): a 48-bit 4K ARM_64_LPAE_S1 table, coherent walk, the
 // free-list system allocator, flush callbacks that only count. Prints ns per unit as a
 // table and as JSON. Usage: node bench/bench.mjs [--mode kernel|strict] [--reps N] [--json]
-import { IotlbGather, Prot, createPageTable, createSystemAllocator } from '../dist/index.js';
+import { IotlbGather, Prot, createPageTable, createSystemAllocator, xorshift32 } from '../dist/index.js';
 import os from 'node:os';
 
 const args = process.argv.slice(2);
@@ -59,17 +59,6 @@ function time(fn) {
   return Number(process.hrtime.bigint() - t0);
 }
 
-function xorshift(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 function mapUnmap(mode, iova, pa, pgsize, count) {
   let bestMap = Infinity;
@@ -88,7 +77,7 @@ function mapUnmap(mode, iova, pa, pgsize, count) {
 function w3(mode) {
   const pt = newTable(mode, newAllocator());
   mapRange(pt, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
-  const rnd = xorshift(42);
+  const rnd = xorshift32(42);
   const N = 1_000_000;
   const offs = new Float64Array(N);
   for (let i = 0; i < N; i++) offs[i] = (rnd() % (SZ_1G / 8)) * 8;
@@ -116,7 +105,7 @@ function w4(mode) {
   for (let rep = 0; rep < REPS; rep++) {
     const pt = newTable(mode, allocator);
     const live = new Uint8Array(SLOTS);
-    const rnd = xorshift(7 + rep);
+    const rnd = xorshift32(7 + rep);
     const gather = new IotlbGather();
     best = Math.min(best, time(() => {
       for (let i = 0; i < OPS; i++) {

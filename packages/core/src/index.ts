@@ -30,3 +30,4 @@ export {
 export { TraceError, parseTrace, parseU64, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
 export { compareResults, replayParsed, replayTrace } from './replay/replay.js';
 export * as hw from './hw/index.js';
+export { mulberry32, xorshift32 } from './random.js';

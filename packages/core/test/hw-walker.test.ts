@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createPageTable, createSystemAllocator, hw, PhysMemory, type FormatName, type PgtableCfg } from '../src/index.js';
+import { createPageTable, createSystemAllocator, hw, PhysMemory, xorshift32, type FormatName, type PgtableCfg } from '../src/index.js';
 
 const { Iommu, walkConfigFromRegisters } = hw;
 
@@ -138,13 +138,8 @@ describe('walker: stage-2, Mali, 16K and 52-bit descriptors', () => {
 
 /** Tiny deterministic generator: the expected values come from the mapping list, not from the code under test. */
 function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % n;
-  };
+  const next = xorshift32(seed);
+  return (n: number) => next() % n;
 }
 
 interface Config {

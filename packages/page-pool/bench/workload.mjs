@@ -1,6 +1,6 @@
 // Shared benchmark machinery for the allocator plugins (page-pool and batched benches).
 // Dev-only: not published, not run by tests. Numbers are printed, never asserted.
-import { IotlbGather, createPageTable, createSystemAllocator } from '@io-pgtable/core';
+import { IotlbGather, createPageTable, createSystemAllocator, mulberry32 } from '@io-pgtable/core';
 import os from 'node:os';
 
 const SZ_4K = 4096;
@@ -12,17 +12,8 @@ export function machine() {
   return `${os.cpus()[0]?.model ?? 'cpu'} x${os.availableParallelism?.() ?? os.cpus().length} (nproc), node ${process.version}`;
 }
 
-/** Deterministic PRNG (mulberry32), so every stack sees the same workload. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (core's mulberry32), so every stack sees the same workload. */
+export const rng = mulberry32;
 
 /**
  * Time per item, in ns, of several cases measured round-robin (one untimed warm-up pass,

@@ -1,7 +1,7 @@
 // Over-provisioning report: tables reserved / tables consumed on VM_BIND-like workloads,
 // for each counting strategy. Deterministic (seeded), so the README numbers reproduce.
 //   node bench/overprovision.mjs [--jobs N] [--depth D] [--seed S]
-import { createSystemAllocator } from '@io-pgtable/core';
+import { createSystemAllocator, xorshift32 } from '@io-pgtable/core';
 import { VmBindQueue, createAdmission, createVm, withReservation } from '../dist/index.js';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a, i, all) => (a.startsWith('--') ? [a.slice(2), Number(all[i + 1])] : [])).filter((x) => x.length));
@@ -13,17 +13,10 @@ const SZ_64K = 0x10000;
 const SZ_2M = 0x200000;
 const CFG = { pgsizeBitmap: SZ_4K + SZ_2M, ias: 48, oas: 48 };
 
-/** xorshift32: a tiny seeded PRNG. */
+/** xorshift32 as floats in [0, 1). */
 function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 32;
 }
 
 /**

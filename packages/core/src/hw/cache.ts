@@ -3,6 +3,7 @@
  * cache. `lru` and `fifo` rely on Map insertion order (O(1) hit and eviction); `random`
  * uses a seeded generator so runs are reproducible.
  */
+import { xorshift32 } from '../random.js';
 export type Replacement = 'lru' | 'fifo' | 'random';
 
 export interface CacheConfig {
@@ -18,7 +19,7 @@ export class AssocCache<V> {
   private readonly map = new Map<number, V>();
   private readonly capacity: number;
   private readonly policy: Replacement;
-  private rng: number;
+  private readonly rng: () => number;
   /** Hits, misses and evictions since creation (observable for tests and benchmarks). */
   hits = 0;
   misses = 0;
@@ -34,7 +35,7 @@ export class AssocCache<V> {
     }
     this.capacity = cfg.entries;
     this.policy = policy;
-    this.rng = (cfg.seed ?? 1) >>> 0 || 1;
+    this.rng = xorshift32(cfg.seed ?? 1);
   }
 
   get size(): number {
@@ -107,13 +108,7 @@ export class AssocCache<V> {
   }
 
   private randomKey(): number {
-    // xorshift32: deterministic for a given seed.
-    let x = this.rng;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.rng = x >>> 0;
-    let i = this.rng % this.map.size;
+    let i = this.rng() % this.map.size;
     for (const k of this.map.keys()) if (i-- === 0) return k;
     return this.map.keys().next().value!;
   }

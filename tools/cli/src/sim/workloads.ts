@@ -4,7 +4,7 @@
  * equivalent); the simulator splits it into map_pages/unmap_pages calls.
  */
 import { readFileSync } from 'node:fs';
-import { parseTrace } from '@io-pgtable/core';
+import { mulberry32, parseTrace } from '@io-pgtable/core';
 import { importFtrace } from '../ftrace.js';
 
 export const SZ_4K = 0x1000;
@@ -59,17 +59,8 @@ export interface WorkloadDef {
   build(opts: WorkloadOptions): Workload;
 }
 
-/** Small fast PRNG (mulberry32): deterministic for a seed, no allocation per draw. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small fast PRNG (core's mulberry32): deterministic for a seed, no allocation per draw. */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Remove and return a random element (order is not kept: O(1) swap with the last). */
 function takeRandom<T>(list: T[], r: () => number): T {
