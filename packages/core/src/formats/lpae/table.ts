@@ -5,7 +5,7 @@
  * 52 bits (for indexing). Hot loops read and write 32-bit words; no BigInt, no objects.
  */
 import { AllocatorFaultError, type AllocCtx, type Paddr } from '@io-pgtable/allocator-api';
-import { hex } from '../../addr.js';
+import { hex, low52 } from '../../addr.js';
 import { IoPgtableError } from '../../errors.js';
 import type { FormatName } from '../../constants.js';
 import { Quirk } from '../../constants.js';
@@ -264,7 +264,7 @@ export class LpaeEngine {
       if ((lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
         // Replace a table by a block: unmap exactly one block at this level, NULL gather.
         const iv = iova + i * bs;
-        if (this.unmapAt(iv, lowBits(iv), bs, 1, level, table, null) !== bs) return E_INVAL;
+        if (this.unmapAt(iv, low52(iv), bs, 1, level, table, null) !== bs) return E_INVAL;
       }
     }
     const type = level === 3 && !this.mali ? PTE_TYPE_PAGE : PTE_TYPE_BLOCK;
@@ -483,10 +483,4 @@ export class LpaeEngine {
     this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
     this.freeTable(this.g.startLevel, this.pgd);
   }
-}
-
-/** Low 52 bits of a signed-64 IOVA number. */
-export function lowBits(iova: number): number {
-  const r = iova % 2 ** 52;
-  return r < 0 ? r + 2 ** 52 : r;
 }
