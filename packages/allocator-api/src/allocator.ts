@@ -12,10 +12,18 @@
 export type Paddr = number;
 
 /**
- * Where an allocation happens, mirroring the kernel's gfp flags and the VM_BIND
- * phases that GPU drivers layer on top of them.
+ * What a table allocation is. The core says it explicitly on every call, so an
+ * allocator never has to recognise a context object by identity (contract v2).
+ *  - `pgd`: the root table, allocated once by `alloc_io_pgtable_ops` (GFP_KERNEL);
+ *  - `table`: a lower-level table allocated while mapping (the caller's gfp).
  */
-export interface AllocCtx {
+export type TableKind = 'pgd' | 'table';
+
+/**
+ * The caller's side of an allocation: the kernel's gfp flags and the VM_BIND phase that
+ * GPU drivers layer on top of them. This is what a driver passes to `mapPages`.
+ */
+export interface MapCtx {
   /**
    * May the allocator sleep? The kernel allocates the PGD with GFP_KERNEL (true) and
    * every lower table with the gfp the caller passed to `map_pages`, often GFP_ATOMIC.
@@ -29,14 +37,69 @@ export interface AllocCtx {
   readonly phase?: AllocPhase;
 }
 
+/**
+ * Where an allocation happens: the caller's {@link MapCtx} plus what the table is.
+ * Decorators forward the context of the request they serve (or a spread of it), never
+ * one of their own: a reservation or secure-share layer below reads `kind` and `phase`.
+ *
+ * `kind` and `level` are optional only while the v2 migration lands; the core always
+ * sets them.
+ */
+export interface AllocCtx extends MapCtx {
+  /** Root table or lower table; see {@link TableKind}. */
+  readonly kind?: TableKind;
+  /** Absolute level (0-3) of the table being allocated: the start level for the PGD. */
+  readonly level?: number;
+}
+
 export type AllocPhase = 'prepare' | 'run';
 
+/**
+ * A flush that covers freed tables: one per gather (`IotlbGather`) and page table.
+ * An allocator that recycles pages may hand a page freed under a token out again only
+ * once the token is `done` (the page table sets it when the TLB and walk-cache
+ * invalidation covering the free has completed, and then calls `flushDone(token)` down
+ * the stack). Tokens are created by the core; allocators only read them.
+ */
+export interface FlushToken {
+  /** Unique, increasing per process: lets an allocator keep pending frees in order. */
+  readonly id: number;
+  /** True once the flush covering every free made under this token has completed. */
+  readonly done: boolean;
+}
+
+/**
+ * Why and under which flush a table is freed (contract v2). `flush` is the token whose
+ * completion covers this free; it is already `done` when the page table completed a
+ * synchronous invalidation before calling `free` (a real `tlb_flush_walk`, or
+ * `tlb_flush_all` at teardown).
+ *
+ * Optional only while the v2 migration lands; the core always passes it.
+ */
+export interface FreeCtx {
+  readonly kind: TableKind;
+  readonly level: number;
+  readonly flush: FlushToken;
+}
+
+/**
+ * When a plugin may hand a freed page out again.
+ *  - `after-flush`: only once the free's {@link FlushToken} is done (or `flushDone()`
+ *    without a token said every flush so far completed). Safe under every flush regime,
+ *    including a no-op `tlb_flush_walk` whose invalidation completes at `iotlbSync`
+ *    (Panthor).
+ *  - `immediate`: at once. Safe only when the page table's `tlb_flush_walk` and
+ *    `tlb_flush_all` complete the invalidation before returning (arm-smmu); the core
+ *    refuses, in strict mode, to pair such a stack with deferred flush ops.
+ */
+export type ReusePolicy = 'after-flush' | 'immediate';
+
 /** The context the core uses for the PGD: the kernel always allocates it with GFP_KERNEL. */
-export const PGD_CTX: AllocCtx = Object.freeze({ mayBlock: true });
+export const PGD_CTX: AllocCtx = Object.freeze({ mayBlock: true, kind: 'pgd' });
 /** A blocking context with no VM_BIND phase: what `map_pages(..., GFP_KERNEL)` passes. */
-export const BLOCKING_CTX: AllocCtx = Object.freeze({ mayBlock: true });
+export const BLOCKING_CTX: MapCtx = Object.freeze({ mayBlock: true });
 /** A non-blocking context: what `map_pages(..., GFP_ATOMIC)` passes. */
-export const ATOMIC_CTX: AllocCtx = Object.freeze({ mayBlock: false });
+export const ATOMIC_CTX: MapCtx = Object.freeze({ mayBlock: false });
 
 /** Smallest allocation the core ever asks for (kernel 6.15+: `max(size, 64)`). */
 export const MIN_TABLE_ALLOC = 64;
@@ -64,6 +127,11 @@ export interface AllocatorCaps {
    * no-op (Panthor): a freed table must not be reused before the walk cache forgets it.
    */
   readonly defersFree: boolean;
+  /**
+   * When freed pages may be handed out again; see {@link ReusePolicy}. Replaces
+   * `defersFree` (`true` = `after-flush`); optional only while the v2 migration lands.
+   */
+  readonly reuse?: ReusePolicy;
   /** When memory is zeroed; see {@link ZeroPolicy}. */
   readonly zeroes: ZeroPolicy;
   /** Can `alloc` return `null` (other than because the backing allocator did)? */
@@ -131,13 +199,14 @@ export interface TableAllocator {
   /** The memory the allocator's pages live in (forwarded by decorators). */
   readonly memory: PhysMemoryAccess;
   alloc(size: number, ctx: AllocCtx): Paddr | null;
-  free(paddr: Paddr, size: number): void;
+  free(paddr: Paddr, size: number, ctx?: FreeCtx): void;
   /**
-   * The driver's signal that every TLB and walk-cache invalidation covering the frees
-   * made so far has completed. Pages pending since then become reusable. Decorators
-   * forward it down the stack after draining their own pending lists.
+   * A flush completed. With a token: every free made under `token` may now be reused
+   * (the page table calls this from `iotlbSync`). Without one: the driver's signal that
+   * every TLB and walk-cache invalidation covering the frees made so far has completed.
+   * Decorators forward it down the stack after draining their own pending lists.
    */
-  flushDone(): void;
+  flushDone(token?: FlushToken): void;
   /** Current accounting; see {@link AllocatorStats}. */
   stats(): AllocatorStats;
   /**

@@ -1,6 +1,11 @@
 export type {
   AllocCtx,
   AllocPhase,
+  FlushToken,
+  FreeCtx,
+  MapCtx,
+  ReusePolicy,
+  TableKind,
   AllocatorCaps,
   AllocatorStats,
   Paddr,

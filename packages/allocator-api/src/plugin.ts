@@ -2,6 +2,8 @@ import type {
   AllocCtx,
   AllocatorCaps,
   AllocatorStats,
+  FlushToken,
+  FreeCtx,
   Paddr,
   PhysMemoryAccess,
   TableAllocator,
@@ -11,11 +13,11 @@ import type {
 export interface PluginParts {
   caps: Partial<AllocatorCaps> & { readonly name: string };
   alloc(size: number, ctx: AllocCtx): Paddr | null;
-  free(paddr: Paddr, size: number): void;
+  free(paddr: Paddr, size: number, ctx?: FreeCtx): void;
   /** Own accounting; `backingCalls` defaults to the calls this plugin counted. */
   stats(): AllocatorStats;
   /** Drain own pending frees; `flushDone` is then forwarded to the inner allocator. */
-  flushDone?(): void;
+  flushDone?(token?: FlushToken): void;
   drain?(): void;
 }
 
@@ -34,9 +36,9 @@ export function definePlugin(inner: TableAllocator, parts: PluginParts): TableAl
     alloc: parts.alloc,
     free: parts.free,
     stats: parts.stats,
-    flushDone() {
-      parts.flushDone?.();
-      inner.flushDone();
+    flushDone(token?: FlushToken) {
+      parts.flushDone?.(token);
+      inner.flushDone(token);
     },
   };
   if (parts.drain) allocator.drain = parts.drain;
