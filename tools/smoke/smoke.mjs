@@ -14,10 +14,11 @@
  * Options: --keep (leave the scratch directory for inspection; it is always kept on failure).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runDocTests } from './lib/doctest.mjs';
 import { checkReleasePlan } from './lib/release-plan.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -237,6 +238,21 @@ function main() {
         .filter(Boolean);
       if (vitests.length !== 1) fail(`expected one vitest in the scratch project, found ${vitests.length}: ${vitests.join(', ')}`);
     }
+    step('README code blocks: type-check and run every ts/js block against the tarballs');
+    const docs = join(tmp, 'doctest');
+    mkdirSync(docs);
+    writeFileSync(
+      join(docs, 'package.json'),
+      JSON.stringify({ name: 'io-pgtable-doctest', private: true, type: 'module', imports: { '#doctest': './doctest-helper.cjs' } }, null, 2),
+    );
+    const devVersions = readJson(join(repoRoot, 'package.json')).devDependencies;
+    const tools = ['typescript', 'vitest', '@types/node'].map((n) => `${n}@${devVersions[n]}`);
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, ...tools], docs);
+    const r = runDocTests({ repoRoot, scratch: docs, fail, log: (l) => console.log(`   ${l}`), env: cleanEnv });
+    console.log(
+      `   ${r.blocks} blocks: ${r.esmRuns} ran as ESM and ${r.cjsRuns} as CJS, ${r.testFiles} test files (${r.testCount} tests) under vitest; ${r.skipped} marked fragments skipped`,
+    );
+
     ok = true;
   } finally {
     step('Done');
