@@ -167,6 +167,36 @@ function checkInstalledFromTarballs(scratch, packages, tarballDir) {
   }
 }
 
+/**
+ * Examples other than counting-allocator (which has its own steps below): every directory of
+ * examples/ with a package.json. Each runs with `npm test` (build, then run and check itself).
+ */
+function runnableExamples() {
+  const dir = join(repoRoot, 'examples');
+  return readdirSync(dir)
+    .filter((d) => d !== 'counting-allocator' && existsSync(join(dir, d, 'package.json')))
+    .sort();
+}
+
+/** The @io-pgtable packages an example declares, and theirs, transitively: all must come from tarballs. */
+function tarballClosure(pkg, packages) {
+  const byName = new Map(packages.map((p) => [p.pkg.name, p.pkg]));
+  const out = new Set();
+  const visit = (deps) => {
+    for (const name of Object.keys(deps ?? {})) {
+      if (!byName.has(name) || out.has(name)) continue;
+      out.add(name);
+      visit(byName.get(name).dependencies);
+      visit(byName.get(name).peerDependencies);
+    }
+  };
+  visit(pkg.dependencies);
+  visit(pkg.devDependencies);
+  visit(pkg.peerDependencies);
+  if (out.size === 0) fail(`${pkg.name} declares no @io-pgtable package`);
+  return [...out].sort();
+}
+
 function main() {
   step('Pack every publishable package');
   const packages = publishablePackages();
@@ -185,6 +215,7 @@ function main() {
       run('npm', ['pack', '--json', '--silent', '--pack-destination', tarballDir, ...workspaceArgs], repoRoot, { capture: true }),
     );
     const tarballs = [];
+    const tarballOf = new Map();
     const sizes = [];
     for (const p of packages) {
       const pack = packs.find((x) => x.name === p.pkg.name);
@@ -192,6 +223,7 @@ function main() {
       checkMetadata(p.pkg, p.ws);
       checkTarballContents(pack, p.pkg, p.dir);
       tarballs.push(join(tarballDir, pack.filename));
+      tarballOf.set(p.pkg.name, join(tarballDir, pack.filename));
       sizes.push(`| \`${p.pkg.name}\` | ${(pack.size / 1024).toFixed(1)} KiB | ${(pack.unpackedSize / 1024).toFixed(1)} KiB | ${pack.entryCount} |`);
     }
     console.log('   every tarball has LICENSE and README, no source maps, no src/ or test/; package.json metadata complete');
@@ -238,6 +270,18 @@ function main() {
         .filter(Boolean);
       if (vitests.length !== 1) fail(`expected one vitest in the scratch project, found ${vitests.length}: ${vitests.join(', ')}`);
     }
+    for (const ex of runnableExamples()) {
+      step(`examples/${ex}: install its @io-pgtable dependencies from the tarballs and run \`npm test\``);
+      const dir = join(tmp, `example-${ex}`);
+      cpSync(join(repoRoot, 'examples', ex), dir, { recursive: true, filter: (src) => !src.includes(`${sep}node_modules`) && !src.includes(`${sep}dist`) });
+      const needed = tarballClosure(readJson(join(dir, 'package.json')), packages);
+      run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...needed.map((n) => tarballOf.get(n))], dir);
+      checkNoLinksIntoRepo(dir);
+      const out = run('npm', ['test', '--silent'], dir, { capture: true });
+      for (const line of out.trim().split('\n')) console.log(`   ${line}`);
+      console.log(`   ok: ${needed.length} packages from tarballs (${needed.join(', ')})`);
+    }
+
     step('README code blocks: type-check and run every ts/js block against the tarballs');
     const docs = join(tmp, 'doctest');
     mkdirSync(docs);
