@@ -63,6 +63,7 @@ const pkg = {
     typecheck: "tsc -p tsconfig.json",
     test: "vitest run",
     "lint:pkg": "publint --strict && attw --pack .",
+    api: "node ../../tools/api-report/run.mjs",
   },
   dependencies: { "@io-pgtable/allocator-api": API },
   devDependencies: { "@io-pgtable/conformance": CONF, "@io-pgtable/core": CORE },

@@ -4,6 +4,10 @@ import { createSystemAllocator } from '@io-pgtable/core';
 import { withPagePool } from '@io-pgtable/page-pool';
 import { allocOnlyCase, machine, nsFmt, nsPerItem, perSecond, vmBindTable } from '../../page-pool/bench/workload.mjs';
 import { withBatching } from '../dist/index.js';
+import { benchArgs } from '../../../tools/bench/args.mjs';
+
+benchArgs(`@io-pgtable/batched bench: ns per 4 KiB allocation (hit and refill paths, batch 1/16/64) and a
+VM_BIND-like churn over stacks with and without withPagePool; prints two markdown tables.`);
 
 const SZ_4K = 4096;
 const CTX = Object.freeze({ mayBlock: false });

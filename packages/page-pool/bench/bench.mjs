@@ -2,6 +2,10 @@
 import { createSystemAllocator } from '@io-pgtable/core';
 import { withPagePool } from '../dist/index.js';
 import { allocOnlyCase, machine, nsFmt, nsPerItem, perSecond, vmBindTable } from './workload.mjs';
+import { benchArgs } from '../../../tools/bench/args.mjs';
+
+benchArgs(`@io-pgtable/page-pool bench: ns per 4 KiB allocation (pool hit, miss, zero on-alloc/on-free) and a
+VM_BIND-like churn with several watermarks; prints two markdown tables.`);
 
 const SZ_4K = 4096;
 const CTX = Object.freeze({ mayBlock: false });

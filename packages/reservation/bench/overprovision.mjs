@@ -3,11 +3,16 @@
 //   node bench/overprovision.mjs [--jobs N] [--depth D] [--seed S]
 import { createSystemAllocator, xorshift32 } from '@io-pgtable/core';
 import { VmBindQueue, createAdmission, createVm, withReservation } from '../dist/index.js';
+import { benchArgs } from '../../../tools/bench/args.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((a, i, all) => (a.startsWith('--') ? [a.slice(2), Number(all[i + 1])] : [])).filter((x) => x.length));
-const JOBS = args.jobs ?? 2000;
-const DEPTH = args.depth ?? 8;
-const SEED = args.seed ?? 1;
+const args = benchArgs('@io-pgtable/reservation over-provisioning report: tables reserved / tables consumed per\ncounting strategy on seeded VM_BIND-like workloads (deterministic); prints a markdown table.', {
+  jobs: { default: 2000, help: 'VM_BIND jobs per workload' },
+  depth: { default: 8, help: 'jobs queued ahead of each run' },
+  seed: { default: 1, help: 'workload seed' },
+});
+const JOBS = args.jobs;
+const DEPTH = args.depth;
+const SEED = args.seed;
 const SZ_4K = 0x1000;
 const SZ_64K = 0x10000;
 const SZ_2M = 0x200000;

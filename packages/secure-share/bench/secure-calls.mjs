@@ -10,22 +10,20 @@
 //   growth   the same maps without unmaps: nothing is recycled, every table is new
 // Usage: node bench/secure-calls.mjs [--tables N] [--batch B] [--call-ns X] [--page-ns Y]
 // Needs `npx nx run @io-pgtable/secure-share:build` first (imports ../dist).
-import { parseArgs } from 'node:util';
 import { PhysMemory, Prot, createPageTable, createSystemAllocator } from '@io-pgtable/core';
 import { createScmMock, withSecureShare } from '../dist/index.js';
+import { benchArgs } from '../../../tools/bench/args.mjs';
 
-const { values } = parseArgs({
-  options: {
-    tables: { type: 'string', default: '10000' },
-    batch: { type: 'string', default: '32' },
-    'call-ns': { type: 'string', default: '50000' },
-    'page-ns': { type: 'string', default: '1000' },
-  },
+const values = benchArgs('@io-pgtable/secure-share bench: secure calls per 1,000 table allocations and their modelled time\nfor the rfc, pooled and batched strategies on churn and growth workloads; prints a markdown table.', {
+  tables: { default: 10000, help: 'table allocations per run (at least)' },
+  batch: { default: 32, help: 'pages per assign call (batched strategy)' },
+  'call-ns': { default: 50000, help: 'modelled cost of one secure call, ns' },
+  'page-ns': { default: 1000, help: 'modelled cost per page moved, ns' },
 });
-const TARGET = Number(values.tables);
-const BATCH = Number(values.batch);
-const callNs = Number(values['call-ns']);
-const pageNs = Number(values['page-ns']);
+const TARGET = values.tables;
+const BATCH = values.batch;
+const callNs = values['call-ns'];
+const pageNs = values['page-ns'];
 const JOB = 16;
 const TWO_MB = 0x20_0000;
 const RW = Prot.READ | Prot.WRITE;

@@ -31,10 +31,17 @@ const LANGS = new Map([
   ['mjs', '.js'],
 ]);
 
-/** Every README this repository publishes or shows: the root, each workspace package, each example. */
+/**
+ * Every README this repository publishes or shows a user: the root, each publishable workspace
+ * package, each example. Private workspaces (test data, tools) are not installed from a tarball.
+ */
 export function readmes(repoRoot) {
   const root = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
-  const dirs = ['.', ...root.workspaces];
+  const publishable = root.workspaces.filter((ws) => {
+    const file = join(repoRoot, ws, 'package.json');
+    return existsSync(file) && !JSON.parse(readFileSync(file, 'utf8')).private;
+  });
+  const dirs = ['.', ...publishable];
   const examples = join(repoRoot, 'examples');
   if (existsSync(examples)) for (const d of readdirSync(examples).sort()) dirs.push(`examples/${d}`);
   return dirs.map((d) => join(repoRoot, d, 'README.md')).filter((f) => existsSync(f));
@@ -137,6 +144,39 @@ function tsconfig(outDir) {
   };
 }
 
+/**
+ * A publishable package's README has an `## Install` section whose `npm install` command names
+ * the package and its peer dependencies, and whose text names every package the README's code
+ * imports (a reader copies the command, then the code). Returns problems.
+ */
+export function checkInstallSection(repoRoot, readme, pkg, imported) {
+  const rel = relative(repoRoot, readme);
+  const text = readFileSync(readme, 'utf8');
+  const m = /^## Install\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(text);
+  if (!m) return [`${rel}: no "## Install" section`];
+  const section = m[1];
+  const command = /^npm install .*$/m.exec(section)?.[0] ?? '';
+  const problems = [];
+  if (!command) problems.push(`${rel}: the Install section has no \`npm install\` line`);
+  // `vitest@4` names vitest; `@io-pgtable/core` names itself.
+  const names = (t) =>
+    new Set(
+      t
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((tok) => (tok.lastIndexOf('@') > 0 ? tok.slice(0, tok.lastIndexOf('@')) : tok)),
+    );
+  const inCommand = names(command);
+  const mentioned = (n) => inCommand.has(n) || section.includes(n);
+  if (!inCommand.has(pkg.name)) problems.push(`${rel}: \`${command}\` does not install ${pkg.name}`);
+  for (const peer of Object.keys(pkg.peerDependencies ?? {})) {
+    if (!inCommand.has(peer)) problems.push(`${rel}: the install command does not add the peer dependency ${peer}`);
+  }
+  for (const name of imported) if (!mentioned(name)) problems.push(`${rel}: the code imports ${name}, which the Install section does not name`);
+  if (!/npm pack/.test(section) || !/\.tgz/.test(section)) problems.push(`${rel}: the Install section does not show the tarball route (npm pack + npm install of the .tgz files)`);
+  return problems;
+}
+
 const slug = (repoRoot, readme) => relative(repoRoot, dirname(readme)).replace(/[\\/]/g, '-') || 'root';
 
 /**
@@ -153,9 +193,13 @@ export function runDocTests({ repoRoot, scratch, fail, log, env }) {
 
   const units = []; // { readme, line, path (relative to docs root), kind, cjs, prints }
   let skipped = 0;
+  const installProblems = [];
   for (const readme of readmes(repoRoot)) {
     const rel = relative(repoRoot, readme);
     const dir = join('docs', slug(repoRoot, readme));
+    const importedHere = new Set();
+    const pkgFile = join(dirname(readme), 'package.json');
+    const pkgJson = dirname(readme) !== repoRoot && existsSync(pkgFile) ? JSON.parse(readFileSync(pkgFile, 'utf8')) : null;
     for (const b of extractBlocks(readFileSync(readme, 'utf8'))) {
       const ext = LANGS.get(b.lang);
       if (!ext) continue;
@@ -177,6 +221,7 @@ export function runDocTests({ repoRoot, scratch, fail, log, env }) {
       writeFileSync(join(scratch, path), `${code.join('\n')}\n`);
       const topLevelAwait = b.code.some((l) => /^(?:(?:const|let|var)\s[^=]*=\s*)?await\b/.test(l) || /^for\s+await\b/.test(l));
       const packages = imports.filter((s) => !s.startsWith('.') && !s.startsWith('node:') && !s.startsWith('#')).map(pkgName);
+      for (const p of packages) importedHere.add(p);
       units.push({
         readme: rel,
         line: b.line,
@@ -186,8 +231,14 @@ export function runDocTests({ repoRoot, scratch, fail, log, env }) {
         prints,
       });
     }
+    // Fragments count too: a reader copies them as well.
+    for (const b of extractBlocks(readFileSync(readme, 'utf8')).filter((x) => LANGS.has(x.lang) && x.fragment)) {
+      for (const m of b.code.join('\n').matchAll(/\bfrom\s+['"]([^'"./#][^'"]*)['"]/g)) if (!m[1].startsWith('node:')) importedHere.add(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
+    }
+    if (pkgJson && !pkgJson.private && !readme.includes(`${join(repoRoot, 'examples')}`)) installProblems.push(...checkInstallSection(repoRoot, readme, pkgJson, importedHere));
   }
   if (units.length === 0) fail('no README code blocks found');
+  if (installProblems.length) fail(`README install sections:\n  ${installProblems.join('\n  ')}`);
 
   // The same sources as CommonJS, where every import offers `require`.
   const cjsRoot = join(scratch, 'cjs');
