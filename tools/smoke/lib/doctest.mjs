@@ -75,6 +75,19 @@ export function extractBlocks(markdown) {
 }
 
 // `// -> VALUE` or `// -> VALUE; a note`
+/** `<!-- doctest: ... -->` lines not directly followed by a code block: a marker that applies to nothing. */
+export function orphanMarkers(markdown) {
+  const lines = markdown.split('\n');
+  const out = [];
+  lines.forEach((l, i) => {
+    if (!/^\s*<!--\s*doctest:/.test(l)) return;
+    let next = i + 1;
+    while (next < lines.length && lines[next].trim() === '') next++;
+    if (!/^\s*(`{3,}|~{3,})/.test(lines[next] ?? '')) out.push(i + 1);
+  });
+  return out;
+}
+
 const RESULT = /^(\s*)(.*?);?\s*\/\/\s*->\s*([^;]+?)\s*(?:;.*)?$/;
 const PRINTS = /\/\/\s*prints\s+(.+?)\s*$/;
 const DECL = /^(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]+)?=/;
@@ -200,6 +213,7 @@ export function runDocTests({ repoRoot, scratch, fail, log, env }) {
     const importedHere = new Set();
     const pkgFile = join(dirname(readme), 'package.json');
     const pkgJson = dirname(readme) !== repoRoot && existsSync(pkgFile) ? JSON.parse(readFileSync(pkgFile, 'utf8')) : null;
+    for (const line of orphanMarkers(readFileSync(readme, 'utf8'))) installProblems.push(`${rel}:${line}: a doctest marker that is not directly followed by a code block`);
     for (const b of extractBlocks(readFileSync(readme, 'utf8'))) {
       const ext = LANGS.get(b.lang);
       if (!ext) continue;
@@ -238,7 +252,7 @@ export function runDocTests({ repoRoot, scratch, fail, log, env }) {
     if (pkgJson && !pkgJson.private && !readme.includes(`${join(repoRoot, 'examples')}`)) installProblems.push(...checkInstallSection(repoRoot, readme, pkgJson, importedHere));
   }
   if (units.length === 0) fail('no README code blocks found');
-  if (installProblems.length) fail(`README install sections:\n  ${installProblems.join('\n  ')}`);
+  if (installProblems.length) fail(`README install sections and markers:\n  ${installProblems.join('\n  ')}`);
 
   // The same sources as CommonJS, where every import offers `require`.
   const cjsRoot = join(scratch, 'cjs');
