@@ -43,17 +43,19 @@ export interface BarRow {
 const BW = 380;
 const ROW = 17;
 const BL = 118;
-const BR = 16;
+const BR = 26;
 
 /** Horizontal bars, one row per stack: a facet of a metric for one workload. */
-export function barFacet(o: { kind: string; workload: string; title: string; axis: string; rows: BarRow[]; tick: (n: number) => string }): Html {
+export function barFacet(o: { kind: string; workload: string; title: string; axis: string; rows: BarRow[]; tick: (n: number) => string; ticks?: number }): Html {
   const top = 24;
   const plotH = o.rows.length * ROW;
   const h = top + plotH + 40;
   const max = niceMax(Math.max(...o.rows.map((r) => Math.max(r.value, r.hi ?? 0)), 0));
   const plotW = BW - BL - BR;
   const x = (v: number) => BL + (plotW * v) / max;
-  const ticks = [0, 1, 2, 3, 4].map((i) => (max * i) / 4);
+  // Long tick labels (pages with their size) get fewer ticks so they never overlap.
+  const nt = o.ticks ?? 4;
+  const ticks = Array.from({ length: nt + 1 }, (_, i) => (max * i) / nt);
   return html`<svg class="chart" data-chart="${o.kind}" data-workload="${o.workload}" viewBox="0 0 ${BW} ${h}" role="img" aria-label="${o.title}">
 <text x="4" y="15" class="title">${o.title}</text>
 ${ticks.map((t) => html`<line class="grid" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top - 2}" y2="${top + plotH}"/><text class="tick" data-axis="x" x="${x(t).toFixed(1)}" y="${top + plotH + 12}" text-anchor="middle">${o.tick(t)}</text>`)}
@@ -68,9 +70,9 @@ ${o.rows.map((r, i) => {
 </svg>`;
 }
 
-const LW = 250;
-const LH = 120;
-const LM = { l: 62, r: 8, t: 20, b: 30 };
+const LW = 330;
+const LH = 130;
+const LM = { l: 84, r: 10, t: 20, b: 30 };
 
 /** One line over the jobs of a workload: a cell of the per-stack timeline. */
 export function lineCell(o: { kind: string; workload: string; stack: string; title: string; axis: string; series: number[]; jobs: number; color: string; tick: (n: number) => string }): Html {
@@ -88,6 +90,6 @@ ${yt.map((t) => html`<line class="grid" x1="${LM.l}" x2="${LW - LM.r}" y1="${y(t
 ${xt.map((t, i) => html`<text class="tick" data-axis="x" x="${(LM.l + (plotW * i) / 2).toFixed(1)}" y="${LH - LM.b + 11}" text-anchor="middle">${t.toLocaleString('en-US')}</text>`)}
 <polyline class="mark" points="${pts}" fill="none" stroke="${o.color}" stroke-width="1.5"><title>${o.stack}: up to ${o.tick(Math.max(...o.series, 0))}</title></polyline>
 <text class="axis-label" data-axis="x" x="${LM.l + plotW / 2}" y="${LH - 3}" text-anchor="middle">job (VM_BIND batch)</text>
-<text class="axis-label" data-axis="y" x="4" y="${LM.t + 8}">${o.axis}</text>
+<text class="axis-label" data-axis="y" transform="translate(10 ${LM.t + plotH / 2}) rotate(-90)" text-anchor="middle">${o.axis}</text>
 </svg>`;
 }

@@ -27,7 +27,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .facets{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:8px}figure{margin:0;border:1px solid #eee;border-radius:6px;padding:4px}
 svg.chart{width:100%;height:auto;display:block}.title{font-size:12px;font-weight:600}.tick{font-size:9px;fill:#555}.tick.pick{font-weight:700;fill:#1d6b2a}
 .axis-label{font-size:10px;fill:#333}.grid{stroke:#eee}.whisker{stroke:#222;stroke-width:1.2}rect.pick{stroke:#1d6b2a;stroke-width:1.5}
-.tl-row{display:grid;grid-template-columns:130px repeat(3,1fr);gap:6px;align-items:center;border-bottom:1px solid #f0f0f0}.tl-row .name{font-weight:600;font-size:13px}
+.tl-row{display:grid;grid-template-columns:130px repeat(3,minmax(0,340px));gap:6px;align-items:center;border-bottom:1px solid #f0f0f0}.tl-row .name{font-weight:600;font-size:13px}
 .swatch{display:inline-block;width:11px;height:11px;margin-right:5px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}th{background:#f6f6f6;position:sticky;top:0}th button{font:inherit;font-weight:600;border:0;background:none;cursor:pointer;padding:0}
@@ -66,15 +66,23 @@ interface Metric {
   value: (r: SimResult) => number;
   tick: (n: number) => string;
   spread?: (r: SimResult) => [number, number];
+  ticks?: number;
 }
 
 const METRICS: Metric[] = [
   { kind: 'backing-calls', title: 'Backing calls (page allocator, hot path)', axis: 'calls into the page allocator', value: (r) => r.backingCalls, tick: compact },
   { kind: 'secure-calls', title: 'Secure-monitor calls', axis: 'secure calls (each ~50 µs)', value: (r) => r.secureCalls, tick: compact },
-  { kind: 'peak-pages', title: 'Peak pages held', axis: 'pages held at peak (4 KiB each)', value: (r) => r.peakPages, tick: pagesTick },
+  { kind: 'peak-pages', title: 'Peak pages held', axis: 'pages held at peak (4 KiB each)', value: (r) => r.peakPages, tick: pagesTick, ticks: 2 },
   { kind: 'over-provisioning', title: 'Over-provisioning', axis: 'peak held / peak live − 1 (%)', value: (r) => r.overProvisioning * 100, tick: (n) => `${+n.toFixed(1)}%` },
   { kind: 'ns-per-op', title: 'Time per range op', axis: 'ns per op (median; whisker: fastest–slowest run)', value: (r) => r.nsPerOp, tick: nsTick, spread: (r) => [r.nsPerOpMin, r.nsPerOpMax] },
 ];
+
+/** Stacks ruled out for the same reason, together. */
+function excludedGroups(r: Recommendation): Array<[string, string[]]> {
+  const by = new Map<string, string[]>();
+  for (const e of r.excluded) by.set(e.why, [...(by.get(e.why) ?? []), e.stack]);
+  return [...by];
+}
 
 function recCard(r: Recommendation, needs: string[]): Html {
   return html`<article class="rec${r.stack ? '' : ' none'}" data-workload="${r.workload}">
@@ -82,7 +90,7 @@ function recCard(r: Recommendation, needs: string[]): Html {
 <p class="pick">→ <b class="stack">${r.stack ?? 'no stack qualifies'}</b></p>
 <p class="reason">${r.reason}</p>
 ${r.runnerUp ? html`<p class="runner">Runner-up <b>${r.runnerUp}</b>: ${r.tradeOff}</p>` : ''}
-<p class="needs">Hard constraints: ${needs.length ? needs.join(', ') : 'none'}${r.excluded.length ? html` · ruled out: ${r.excluded.map((e, i) => html`${i ? '; ' : ''}${e.stack} (${e.why})`)}` : ''}</p>
+<p class="needs">Hard constraints: ${needs.length ? needs.join(', ') : 'none'}${r.excluded.length ? html` · ruled out: ${excludedGroups(r).map(([why, names], i) => html`${i ? '; ' : ''}${names.join(', ')} (${why})`)}` : ''}</p>
 </article>`;
 }
 
@@ -109,7 +117,7 @@ export function renderReport(d: ReportData): string {
         const sp = m.spread?.(r);
         return [{ label: s, value: m.value(r), color: color(s), highlight: pickOf.get(w.name) === s, ...(sp ? { lo: sp[0], hi: sp[1] } : {}) }];
       });
-      return html`<figure>${barFacet({ kind: m.kind, workload: w.name, title: w.name, axis: m.axis, rows, tick: m.tick })}</figure>`;
+      return html`<figure>${barFacet({ kind: m.kind, workload: w.name, title: w.name, axis: m.axis, rows, tick: m.tick, ...(m.ticks ? { ticks: m.ticks } : {}) })}</figure>`;
     })}</div>`,
   );
 
