@@ -13,6 +13,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TableAllocator } from '@io-pgtable/allocator-api';
+import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { CliError, EXIT_USAGE } from '../io.js';
 import { STACKS, findStack, type StackDef, type StackEnv, type StackInstance } from './stacks.js';
 
@@ -104,8 +105,12 @@ async function importFile(file: string, spec: string): Promise<Record<string, un
   }
 }
 
-/** Loaders `@io-pgtable/c-allocator` documents for turning a .wasm file into a stack. */
-const WASM_LOADERS = ['wasmStack', 'loadWasmStack', 'cAllocatorStack'] as const;
+/** The loader `@io-pgtable/c-allocator` documents: `stackFromWasm(path, { name? })`, a stack-registry entry. */
+const WASM_LOADER = 'stackFromWasm';
+
+interface WasmStackDef extends StackDef {
+  unavailable?(): string | null;
+}
 
 async function wasmStacks(file: string, spec: string, cwd: string): Promise<StackDef[]> {
   let st;
@@ -118,18 +123,28 @@ async function wasmStacks(file: string, spec: string, cwd: string): Promise<Stac
   let mod: Record<string, unknown>;
   const dir = findPackageDir(C_ALLOCATOR_PACKAGE, cwd);
   try {
-    // A variable specifier: the package is optional, so the bundler must not resolve it.
+    // A variable specifier: the package is optional for a user of the CLI, so it is looked up at run time.
     const specifier: string = dir ? pathToFileURL(packageEntry(dir)).href : C_ALLOCATOR_PACKAGE;
     mod = (await import(specifier)) as Record<string, unknown>;
   } catch {
     throw new CliError(`--stack ${spec}: a .wasm C allocator needs ${C_ALLOCATOR_PACKAGE}; install it (npm install ${C_ALLOCATOR_PACKAGE}) and build the allocator with 'io-pgtable build-c'`, EXIT_USAGE);
   }
-  const name = WASM_LOADERS.find((n) => typeof mod[n] === 'function');
-  if (!name) throw new CliError(`--stack ${spec}: ${C_ALLOCATOR_PACKAGE} exports none of ${WASM_LOADERS.join(', ')}; update it`, EXIT_USAGE);
-  const out = await (mod[name] as (path: string) => unknown)(file);
-  const defs = Array.isArray(out) ? out : [out];
-  if (!defs.every(isStackDef)) throw new CliError(`--stack ${spec}: ${C_ALLOCATOR_PACKAGE}.${name} did not return a stack definition`, EXIT_USAGE);
-  return defs;
+  const loader = mod[WASM_LOADER];
+  if (typeof loader !== 'function') throw new CliError(`--stack ${spec}: ${C_ALLOCATOR_PACKAGE} does not export ${WASM_LOADER}; update it`, EXIT_USAGE);
+  const def = (loader as (path: string) => unknown)(file) as WasmStackDef;
+  if (!isStackDef(def)) throw new CliError(`--stack ${spec}: ${C_ALLOCATOR_PACKAGE}.${WASM_LOADER} did not return a stack definition`, EXIT_USAGE);
+  const why = def.unavailable?.() ?? null;
+  if (why !== null) throw new CliError(`--stack ${spec}: ${why.split('\n')[0]!.slice(0, 300)}`, EXIT_USAGE);
+  // A C allocator that implements the reservation ops prepares each job before its run phase.
+  const probe = def.build(probeEnv());
+  const reserves = probe.hooks?.runJob !== undefined;
+  probe.teardown();
+  return [{ name: def.name, description: def.description, traits: { reservesBeforeRun: reserves }, build: (env) => def.build(env) }];
+}
+
+function probeEnv(): StackEnv {
+  const memory = new PhysMemory();
+  return { memory, system: createSystemAllocator({ memory, base: 0x8000_0000, limit: 0x10_0000 }), contexts: 1 };
 }
 
 /** Resolve one `--stack` entry to its stack definitions (a plugin may bring several). */

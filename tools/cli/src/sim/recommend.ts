@@ -88,6 +88,11 @@ function whyExcluded(r: SimResult, s: StackInfo | undefined, w: WorkloadInfo): s
   return null;
 }
 
+/** A ratio as `1.04x` near 1 and `2.4x` further away. */
+function times(r: number): string {
+  return `${r < 1.1 ? r.toFixed(2) : r.toFixed(1)}x`;
+}
+
 function compareText(a: SimResult, b: SimResult): { better: string[]; worse: string[] } {
   // How `b` compares with `a`, metric by metric; 2% either way is the same.
   const better: string[] = [];
@@ -98,8 +103,8 @@ function compareText(a: SimResult, b: SimResult): { better: string[]; worse: str
     if (m === 'nsPerOp' && b.nsPerOpMin <= a.nsPerOpMax && a.nsPerOpMin <= b.nsPerOpMax) continue; // within the runs' spread
     if (va === vb || Math.abs(vb - va) <= 0.02 * Math.max(va, vb)) continue;
     const label = m === 'nsPerOp' ? 'time per op' : METRIC_LABEL[m];
-    if (vb < va) better.push(va === 0 ? `no ${label}` : m === 'nsPerOp' ? `${(va / vb).toFixed(1)}x faster` : `${Math.round((1 - vb / va) * 100)}% fewer ${label}`);
-    else worse.push(va === 0 ? `${fmtN(vb)} ${label} (none for the pick)` : m === 'nsPerOp' ? `${(vb / va).toFixed(1)}x slower` : `${(vb / va).toFixed(1)}x the ${label}`);
+    if (vb < va) better.push(va === 0 ? `no ${label}` : m === 'nsPerOp' ? `${times(va / vb)} faster` : `${Math.round((1 - vb / va) * 100)}% fewer ${label}`);
+    else worse.push(va === 0 ? `${fmtN(vb)} ${label} (none for the pick)` : m === 'nsPerOp' ? `${times(vb / va)} slower` : `${times(vb / va)} the ${label}`);
   }
   return { better, worse };
 }
