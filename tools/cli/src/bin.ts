@@ -1,10 +1,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { main } from './main.js';
 
-// The worker pool (sim/pool.ts) loads this same bundle in its worker threads for
-// `runSimTask`; only the main thread runs the CLI.
-export { runSimTask } from './sim/pool.js';
-
+// Only the main thread runs the CLI (the worker pool's threads load the package entry).
 if (isMainThread) {
   // A reader that stops early (`| head`) is not an error of ours.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

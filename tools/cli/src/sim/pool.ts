@@ -3,7 +3,9 @@
  * with one job. Each task is independent and deterministic, so the results do not
  * depend on the number of workers or the order they finish in; only ns/op varies.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Tinypool from 'tinypool';
 import { runTask, type Task, type TaskResult } from './tasks.js';
@@ -14,12 +16,16 @@ export function defaultJobs(): number {
 }
 
 /**
- * The file a worker loads: the bundle this code is in (dist/bin.js, dist/index.js or
- * dist/index.cjs), each of which exports `runSimTask` and runs nothing in a worker.
+ * The file a worker loads: the package entry beside this code (dist/index.js or
+ * dist/index.cjs, which export `runSimTask` and run nothing on import). With code splitting
+ * this code sits in a shared chunk in the same directory, whose exports are renamed, so the
+ * entry is named explicitly; unbundled, this module itself is the worker.
  */
-function selfFile(): string {
-  if (typeof __filename === 'string') return __filename;
-  return fileURLToPath(import.meta.url);
+function workerFile(): string {
+  const cjs = typeof __filename === 'string';
+  const here = cjs ? __filename : fileURLToPath(import.meta.url);
+  const entry = join(dirname(here), cjs ? 'index.cjs' : 'index.js');
+  return existsSync(entry) ? entry : here;
 }
 
 /** The worker entry point (exported by every bundle). */
@@ -38,7 +44,7 @@ export async function runTasks(tasks: Task[], jobs: number, onDone: (r: TaskResu
     }
     return out;
   }
-  const pool = new Tinypool({ filename: selfFile(), name: 'runSimTask', minThreads: 0, maxThreads: Math.min(jobs, tasks.length), idleTimeout: 1000 });
+  const pool = new Tinypool({ filename: workerFile(), name: 'runSimTask', minThreads: 0, maxThreads: Math.min(jobs, tasks.length), idleTimeout: 1000 });
   try {
     const results = await Promise.all(
       tasks.map(async (t) => {
