@@ -79,7 +79,7 @@ Examples:
     });
     let count: reservation.TableCount;
     try {
-      count = reservation.tablesNeeded(g, ops, { merge: merge as reservation.MergeStrategy, split: split as reservation.SplitPolicy, pgsizeBitmap: setup.setup.pgsizeBitmap });
+      count = reservation.tablesNeeded(g, ops, { merge: merge as reservation.MergeStrategy, split: split as reservation.CountSplitPolicy, pgsizeBitmap: setup.setup.pgsizeBitmap });
     } catch (e) {
       if (e instanceof reservation.CountError) throw new CliError(`--range #${e.opIndex + 1}: ${e.message.replace(/^\[iopgt\] \[reservation\] EINVAL: op \d+: /, '')}`);
       throw e;
