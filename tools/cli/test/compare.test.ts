@@ -86,6 +86,21 @@ describe('io-pgtable compare: the answer', () => {
     for (const rec of j.recommendations) expect(rec.stack).toMatch(/^reserve-/);
   });
 
+  it('a bad capture among several is left out and reported; the others still run; exit 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'good.txt'), CAPTURE);
+    writeFileSync(join(dir, 'bad.txt'), CAPTURE.replace('size=16384\n', 'size=16384\n  gpu-1 [000] ..... 1.5: map: IOMMU: iova=0x10 paddr=0x0 size=4096\n'));
+    const r = cli(['compare', '--json', '--out-dir', dir, '--reps', '1', '--trace', join(dir, 'good.txt'), join(dir, 'bad.txt')]);
+    expect(r.status).toBe(2);
+    const j = JSON.parse(r.stdout);
+    expect([...new Set(j.results.map((x: { workload: string }) => x.workload))]).toEqual(['good.txt']);
+    expect(j.failed).toEqual([{ file: join(dir, 'bad.txt'), error: expect.stringMatching(new RegExp(`^${join(dir, 'bad.txt').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: `)) }]);
+    expect(r.stderr.trim().split('\n')).toHaveLength(2);
+    expect(r.stderr).toContain(`captures: 1 ran, 1 failed (${join(dir, 'bad.txt')})`);
+    // The report holds what ran, and re-renders.
+    expect(cli(['report', '--in', join(dir, 'data.json'), '--out', join(dir, 'r.html')]).status).toBe(0);
+  });
+
   it('--json prints exactly one JSON object and nothing on stderr', () => {
     const dir = tempDir();
     const r = cli(['compare', '--json', '--out-dir', dir, ...FAST, '--workload', 'random-churn', '--stack', 'system,pool']);
