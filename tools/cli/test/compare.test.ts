@@ -14,7 +14,7 @@ const CAPTURE = ftrace([
   'unmap: IOMMU: iova=0x0000000040000000 - 0x0000000040400000 size=4194304 unmapped_size=4194304',
 ]);
 
-describe('io-pgtable compare: the answer', () => {
+describe('io-pgtable compare: the answer', { timeout: 300_000 }, () => {
   it('prints a recommended stack with its reason per workload first, the criteria, then the table; the files agree', () => {
     const dir = tempDir();
     const r = cli(['compare', '--out-dir', dir, ...FAST, '--jobs', '2']);
@@ -140,7 +140,7 @@ describe('io-pgtable compare: the answer', () => {
   });
 });
 
-describe('--help of the matrix commands', () => {
+describe('--help of the matrix commands', { timeout: 300_000 }, () => {
   const known = new Set([...WORKLOADS.map((w) => w.name), ...STACKS.map((s) => s.name)]);
   it.each(['compare', 'simulate', 'bench', 'report'])('%s --help has Examples whose workload and stack names exist', (c) => {
     const r = cli([c, '--help']);
@@ -154,7 +154,7 @@ describe('--help of the matrix commands', () => {
   });
 });
 
-describe('io-pgtable report: bad data', () => {
+describe('io-pgtable report: bad data', { timeout: 300_000 }, () => {
   it('a broken data file names the file and line, exit 2', () => {
     const dir = tempDir();
     const f = join(dir, 'data.json');

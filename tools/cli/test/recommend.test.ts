@@ -21,7 +21,7 @@ const fewCalls = R('few-calls', { backingCalls: 10, peakPages: 300 });
 const fewPages = R('few-pages', { backingCalls: 200, peakPages: 100 });
 const stacks = [S('few-calls'), S('few-pages')];
 
-describe('recommend', () => {
+describe('recommend', { timeout: 300_000 }, () => {
   it('the goal changes the pick: balanced and latency weigh calls, memory weighs pages', () => {
     // balanced: 1*log2(201/11) = 4.2 for few-pages vs 1*log2(301/101) = 1.6 for few-calls.
     expect(recommend(W(), [fewCalls, fewPages], stacks, 'balanced')).toMatchObject({ stack: 'few-calls', runnerUp: 'few-pages' });
