@@ -10,6 +10,7 @@
  *   node tools/api-report/run.mjs --all [--update]   every publishable package (npm run api:update)
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Extractor, ExtractorConfig } from '@microsoft/api-extractor';
@@ -36,7 +37,7 @@ function report(dir) {
       projectFolder: dir,
       mainEntryPointFilePath: entry,
       compiler: { overrideTsconfig: { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true, types: ['node'] }, files: [entry] } },
-      apiReport: { enabled: true, reportFolder: join(dir, 'api'), reportTempFolder: join(dir, 'dist/api-report-temp'), reportFileName: '<unscopedPackageName>' },
+      apiReport: { enabled: true, reportFolder: join(dir, 'api'), reportTempFolder: join(tmpdir(), 'io-pgtable-api-report', pkg.name.replace(/[@/]/g, '_')), reportFileName: '<unscopedPackageName>' },
       docModel: { enabled: false },
       dtsRollup: { enabled: false },
       tsdocMetadata: { enabled: false },

@@ -116,6 +116,8 @@ function checkTarballContents(pack, pkg, dir) {
   for (const f of wanted) if (!files.has(f)) problems.push(`missing ${f}`);
   for (const f of files) if (/^(test|src|bench)\//.test(f) || f.endsWith('.tsbuildinfo')) problems.push(`ships ${f}`);
   for (const f of files) if (f.endsWith('.map')) problems.push(`ships a source map (${f})`);
+  // Only the build's own output: the entry points, their chunks and declarations (no reports, temp files).
+  for (const f of files) if (f.startsWith('dist/') && !/^dist\/[\w.-]+\.(c?js|d\.c?ts)$/.test(f)) problems.push(`ships ${f}, which is not build output`);
   if (existsSync(join(dir, 'LICENSE')) && readFileSync(join(dir, 'LICENSE'), 'utf8') !== readFileSync(join(repoRoot, 'LICENSE'), 'utf8')) {
     problems.push(`${relative(repoRoot, dir)}/LICENSE differs from the repository's LICENSE`);
   }
