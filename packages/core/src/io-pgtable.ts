@@ -5,6 +5,7 @@
  */
 import {
   BLOCKING_CTX,
+  describeValue,
   isPowerOfTwo,
   type FlushToken,
   type MapCtx,
@@ -38,7 +39,7 @@ import {
 import { FlushTracker } from './flush.js';
 import { IotlbGather } from './gather.js';
 import type { Geometry } from './geometry.js';
-import { IoPgtableError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
+import { IoPgtableError, TableFreeError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
 import { PhysMemory } from './phys/memory.js';
 import { TableRegistry } from './phys/registry.js';
 import { createSystemAllocator } from './phys/system-allocator.js';
@@ -128,7 +129,7 @@ export function parseQuirks(q: number | readonly string[] | undefined): { mask: 
   let mask = 0;
   for (const raw of q) {
     const name = typeof raw === 'string' ? raw.replace(/^IO_PGTABLE_QUIRK_/, '') : '';
-    if (!(name in Quirk)) return { error: `unknown quirk ${JSON.stringify(raw)}` };
+    if (!Object.hasOwn(Quirk, name)) return { error: `unknown quirk ${describeValue(raw)}` };
     mask |= Quirk[name as QuirkName];
   }
   return { mask };
@@ -143,8 +144,8 @@ export function parseProt(p: number | readonly string[]): { mask: number } | { e
   if (!Array.isArray(p)) return { error: 'prot must be a mask or an array of names' };
   let mask = 0;
   for (const name of p) {
-    const bit = typeof name === 'string' ? PROT_BY_NAME[name as ProtName] : undefined;
-    if (bit === undefined) return { error: `unknown prot ${JSON.stringify(name)}` };
+    const bit = typeof name === 'string' && Object.hasOwn(PROT_BY_NAME, name) ? PROT_BY_NAME[name as ProtName] : undefined;
+    if (bit === undefined) return { error: `unknown prot ${describeValue(name)}` };
     mask |= bit;
   }
   return { mask };
@@ -162,9 +163,8 @@ function num(v: unknown): number | null {
   return typeof v === 'number' && v >= 0 && v <= SAFE && Number.isInteger(v) ? v : null;
 }
 
-function describe(v: unknown): string {
-  return typeof v === 'bigint' ? hex(v) + 'n' : typeof v === 'number' ? String(v) : typeof v;
-}
+/** A bad input value in a message, capped (allocator-api's describeValue). */
+const describe = describeValue;
 
 /** 2^n as a bigint. */
 const pow2 = (n: number): bigint => 1n << BigInt(n);
@@ -181,12 +181,12 @@ export type AllocResult<C> =
 export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C>, env: PgtableEnv<C> = {}): AllocResult<C> {
   const fail = (code: 'EINVAL' | 'ENOMEM', reason: string): AllocResult<C> => ({ ok: false, code, reason });
   if (!(FORMATS as readonly string[]).includes(format)) {
-    return fail('EINVAL', UNMODELLED_FORMATS.has(format) ? `format ${format} is not modelled` : `unknown format ${JSON.stringify(format)}`);
+    return fail('EINVAL', UNMODELLED_FORMATS.has(format) ? `format ${format} is not modelled` : `unknown format ${describeValue(format)}`);
   }
   const fmt = format as FormatName;
   if (cfg === null || typeof cfg !== 'object') return fail('EINVAL', 'cfg must be an object');
   const mode: Mode = env.mode ?? 'strict';
-  if (mode !== 'kernel' && mode !== 'strict') return fail('EINVAL', `unknown mode ${JSON.stringify(mode)}`);
+  if (mode !== 'kernel' && mode !== 'strict') return fail('EINVAL', `unknown mode ${describeValue(mode)}`);
 
   // check_custom_allocator: both hooks or neither, and only where the format supports them.
   const hasAlloc = cfg.alloc !== undefined;
@@ -365,8 +365,32 @@ export class PageTable<C = unknown> {
    * Allowed after `free()`, which may leave frees to sync.
    */
   iotlbSync(gather?: IotlbGather): void {
-    if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
-    this.flush.sync(gather);
+    this.enter();
+    try {
+      if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
+      this.flush.sync(gather);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Set while an operation runs. An allocator hook or flush callback that calls back into
+   * this page table (mapPages from inside alloc, ...) would see, and corrupt, the outer
+   * operation's half-done state: it is refused with a typed error instead.
+   */
+  private busy = false;
+
+  private enter(): void {
+    if (this.busy) throw new IoPgtableError('EINVAL', 're-entrant call: an allocator hook or flush callback called back into the page table it serves');
+    this.busy = true;
+  }
+
+  /** Leave an operation; report tables whose free hook threw during it (after the operation completed). */
+  private leave(): void {
+    this.busy = false;
+    const failures = this.engine.takeFreeFailures();
+    if (failures !== null) throw new TableFreeError(failures);
   }
 
   /** Leaf templates by prot mask (0..0x3f), computed once: no allocation per map call. */
@@ -377,6 +401,21 @@ export class PageTable<C = unknown> {
 
   private alive(): void {
     if (this.freed) throw new IoPgtableError('EINVAL', 'page table used after free()');
+  }
+
+  /** Run `op` as one guarded operation (see {@link enter}). */
+  private guarded<T>(op: () => T): T {
+    this.alive();
+    this.enter();
+    let ok = false;
+    try {
+      const r = op();
+      ok = true;
+      return r;
+    } finally {
+      if (ok) this.leave();
+      else this.busy = false;
+    }
   }
 
   private get ttbr1(): boolean {
@@ -395,6 +434,19 @@ export class PageTable<C = unknown> {
    */
   mapPages(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: MapCtx = BLOCKING_CTX): MapResult {
     this.alive();
+    this.enter();
+    let ok = false;
+    try {
+      const r = this.map(iova, paddr, pgsize, pgcount, prot, ctx);
+      ok = true;
+      return r;
+    } finally {
+      if (ok) this.leave();
+      else this.busy = false;
+    }
+  }
+
+  private map(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: MapCtx): MapResult {
     const e = this.engine;
     const strict = this.mode === 'strict';
     const err = (error: MapErrno, message: string): MapResult => ({ mapped: 0, error, message });
@@ -470,6 +522,19 @@ export class PageTable<C = unknown> {
    */
   unmapPages(iova: U64, pgsize: U64, pgcount: number, gather: IotlbGather | null = null): UnmapResult {
     this.alive();
+    this.enter();
+    let ok = false;
+    try {
+      const r = this.unmap(iova, pgsize, pgcount, gather);
+      ok = true;
+      return r;
+    } finally {
+      if (ok) this.leave();
+      else this.busy = false;
+    }
+  }
+
+  private unmap(iova: U64, pgsize: U64, pgcount: number, gather: IotlbGather | null): UnmapResult {
     const strict = this.mode === 'strict';
     const err = (error: UnmapResult['error'] & string, message: string): UnmapResult => ({ unmapped: 0, error, message });
     let ps = num(pgsize);
@@ -512,6 +577,8 @@ export class PageTable<C = unknown> {
    */
   iovaToPhys(iova: U64): number {
     this.alive();
+    // Calls no hook, so it needs no guard of its own; refused only when called from inside one.
+    if (this.busy) this.enter();
     const i52 = typeof iova === 'number' && iova >= 0 && iova < TWO_52 && Number.isInteger(iova) ? iova : iovaLow52Checked(iova);
     if (i52 < 0) return 0;
     const pa = this.engine.translate(i52);
@@ -520,23 +587,25 @@ export class PageTable<C = unknown> {
 
   /** A tagged lookup: the leaf's output address, level and descriptor, or unmapped. */
   lookup(iova: U64): LookupResult {
-    this.alive();
-    const i52 = iovaLow52Checked(iova);
-    if (i52 < 0) return { kind: 'unmapped', level: this.geometry.startLevel };
-    const pa = this.engine.translate(i52);
-    const e = this.engine;
-    if (pa < 0) return { kind: 'unmapped', level: e.lastLevel };
-    return { kind: 'mapped', paddr: pa, level: e.lastLevel, pte: pteToBigInt(e.lastLo, e.lastHi) };
+    return this.guarded(() => {
+      const i52 = iovaLow52Checked(iova);
+      if (i52 < 0) return { kind: 'unmapped', level: this.geometry.startLevel };
+      const pa = this.engine.translate(i52);
+      const e = this.engine;
+      if (pa < 0) return { kind: 'unmapped', level: e.lastLevel };
+      return { kind: 'mapped', paddr: pa, level: e.lastLevel, pte: pteToBigInt(e.lastLo, e.lastHi) };
+    });
   }
 
   /** arm_lpae_pgtable_walk: the descriptors on the path to `iova`. */
   pgtableWalk(iova: U64): WalkResult {
-    this.alive();
-    const i52 = iovaLow52Checked(iova);
-    const raw: Array<[number, number] | undefined> = [];
-    if (i52 < 0) return { ret: E_INVAL, ptes: [] };
-    const ret = this.engine.walkPath(i52, raw);
-    return { ret, ptes: raw.map((x) => (x ? pteToBigInt(x[0], x[1]) : undefined)) };
+    return this.guarded(() => {
+      const i52 = iovaLow52Checked(iova);
+      const raw: Array<[number, number] | undefined> = [];
+      if (i52 < 0) return { ret: E_INVAL, ptes: [] };
+      const ret = this.engine.walkPath(i52, raw);
+      return { ret, ptes: raw.map((x) => (x ? pteToBigInt(x[0], x[1]) : undefined)) };
+    });
   }
 
   /**
@@ -545,14 +614,15 @@ export class PageTable<C = unknown> {
    * Returns 0 or -22 (EINVAL) as the kernel does.
    */
   readAndClearDirty(iova: U64, size: U64, flags: number, dirty: DirtyRecorder): number {
-    this.alive();
-    const iv = toU64(iova);
-    const sz = toU64(size);
-    if (iv === null || sz === null || sz === 0n) return E_INVAL;
-    if (BigInt.asUintN(64, iv + sz - 1n) >> BigInt(this.cfg.ias) !== 0n) return E_INVAL;
-    if (this.format !== 'ARM_64_LPAE_S1') return E_INVAL;
-    if (typeof flags !== 'number' || typeof dirty?.record !== 'function') return E_INVAL;
-    return this.engine.dirtyWalk(Number(iv), Number(sz), (flags & IOMMU_DIRTY_NO_CLEAR) !== 0, dirty);
+    return this.guarded(() => {
+      const iv = toU64(iova);
+      const sz = toU64(size);
+      if (iv === null || sz === null || sz === 0n) return E_INVAL;
+      if (BigInt.asUintN(64, iv + sz - 1n) >> BigInt(this.cfg.ias) !== 0n) return E_INVAL;
+      if (this.format !== 'ARM_64_LPAE_S1') return E_INVAL;
+      if (typeof flags !== 'number' || typeof dirty?.record !== 'function') return E_INVAL;
+      return this.engine.dirtyWalk(Number(iv), Number(sz), (flags & IOMMU_DIRTY_NO_CLEAR) !== 0, dirty);
+    });
   }
 
   /**
@@ -562,10 +632,18 @@ export class PageTable<C = unknown> {
    */
   free(gather?: IotlbGather): void {
     if (this.freed) return;
-    if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
-    this.flush.check(gather ?? null);
-    this.freed = true;
-    this.engine.destroy(gather ?? null);
+    this.enter();
+    try {
+      if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
+      this.flush.check(gather ?? null);
+      this.freed = true;
+      // Continues past free hooks that throw; leave() reports them all.
+      this.engine.destroy(gather ?? null);
+    } catch (e) {
+      this.busy = false;
+      throw e;
+    }
+    this.leave();
   }
 
   /**

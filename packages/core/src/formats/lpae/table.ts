@@ -4,10 +4,10 @@
  * validated and converted: `iova` in signed-64 number form (for events), `i52` its low
  * 52 bits (for indexing). Hot loops read and write 32-bit words; no BigInt, no objects.
  */
-import { AllocatorFaultError, checkAllocation, describeValue, isPaddr, type AllocCtx, type FlushToken, type FreeCtx, type MapCtx, type Paddr, type TableKind } from '@io-pgtable/allocator-api';
+import { AccountingError, AllocatorFaultError, AllocatorMisuseError, checkAllocation, describeValue, isPaddr, type AllocCtx, type FlushToken, type FreeCtx, type MapCtx, type Paddr, type TableKind } from '@io-pgtable/allocator-api';
 import { hex, low52 } from '../../addr.js';
 import { completedToken } from '../../gather.js';
-import { IoPgtableError } from '../../errors.js';
+import { IoPgtableError, TableFreeError, type TableFreeFailure } from '../../errors.js';
 import type { FormatName } from '../../constants.js';
 import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
@@ -100,18 +100,23 @@ export class LpaeEngine {
    */
   allocPages(size: number, ctx: MapCtx, kind: TableKind, level: number): Paddr | null {
     const allocSize = size < 64 ? 64 : size;
-    const p = this.cfg.hooks.alloc(allocSize, { ...ctx, kind, level });
+    let p: Paddr | null;
+    try {
+      p = this.cfg.hooks.alloc(allocSize, { ...ctx, kind, level });
+    } catch (e) {
+      throw asTypedError(e, this.cfg.hooks.allocatorName, `alloc(${allocSize})`);
+    }
     if (p === null || p === undefined) return null;
     this.verify(p, allocSize, kind);
     if (!this.coherent) {
       const dma = this.cfg.dma.map(p, size);
       if (!(dma >= 0)) {
-        this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
+        this.giveBack(p, size, kind, level);
         return null;
       }
       if (dma !== p) {
         this.cfg.dma.unmap(dma, size);
-        this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
+        this.giveBack(p, size, kind, level);
         return null;
       }
     }
@@ -143,14 +148,38 @@ export class LpaeEngine {
     }
   }
 
+  /** Return a table that was never linked in (DMA mapping refused it). */
+  private giveBack(p: Paddr, size: number, kind: TableKind, level: number): void {
+    try {
+      this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
+    } catch (error) {
+      (this.freeFailures ??= []).push({ paddr: p, size, level, error });
+    }
+  }
+
   /** __arm_lpae_free_pages: DMA-unmap when non-coherent, then the free hook with the real size. */
   freePages(p: Paddr, size: number, level: number, flush: FlushToken): void {
     if (!this.coherent) this.cfg.dma.unmap(p, size);
     const allocSize = size < 64 ? 64 : size;
     if (this.cfg.checkAllocations) this.cfg.registry.remove(p, allocSize);
+    try {
+      this.cfg.hooks.free(p, size, { kind: level === this.g.startLevel ? 'pgd' : 'table', level, flush });
+    } catch (error) {
+      // Go on with the rest of the teardown; the operation reports every failure at its end.
+      // The table stays counted as live: the allocator never took it back.
+      (this.freeFailures ??= []).push({ paddr: p, size, level, error });
+      return;
+    }
     this.liveTables--;
     this.liveBytes -= allocSize;
-    this.cfg.hooks.free(p, size, { kind: level === this.g.startLevel ? 'pgd' : 'table', level, flush });
+  }
+
+  /** Free hooks that threw since the last call (null when none). */
+  private freeFailures: TableFreeFailure[] | null = null;
+  takeFreeFailures(): TableFreeFailure[] | null {
+    const f = this.freeFailures;
+    this.freeFailures = null;
+    return f;
   }
 
   private sync(table: Paddr, idx: number, count: number): void {
@@ -507,4 +536,19 @@ export class LpaeEngine {
     this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
     this.freeTable(this.g.startLevel, this.pgd, this.cfg.flush.tokenFor(gather));
   }
+}
+
+/**
+ * An error thrown by an allocator hook, as the caller sees it: the project's typed errors
+ * (the contract's, the core's own such as a refused re-entrant call, the IOMMU model's
+ * findings: every one says `[iopgt] [source]` first) pass through; anything else becomes
+ * an AllocatorFaultError (`no-throw`) naming the allocator, with the original as `cause`.
+ */
+function asTypedError(e: unknown, allocator: string, call: string): Error {
+  if (e instanceof AllocatorFaultError || e instanceof AllocatorMisuseError || e instanceof AccountingError || e instanceof IoPgtableError || e instanceof TableFreeError) return e;
+  if (e instanceof Error && e.message.startsWith('[iopgt] [')) return e;
+  const why = e instanceof Error ? e.message : describeValue(e);
+  const err = new AllocatorFaultError(allocator, 'no-throw', `${call} threw instead of returning null: ${why.length > 200 ? why.slice(0, 200) + '...' : why}`);
+  Object.defineProperty(err, 'cause', { value: e, configurable: true, writable: true });
+  return err;
 }
