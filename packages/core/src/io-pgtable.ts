@@ -163,8 +163,10 @@ function num(v: unknown): number | null {
   return typeof v === 'number' && v >= 0 && v <= SAFE && Number.isInteger(v) ? v : null;
 }
 
-/** A bad input value in a message, capped (allocator-api's describeValue). */
-const describe = describeValue;
+/** A bad numeric input in a message: numbers as written, bigints in hex (capped), anything else by its type. */
+function describe(v: unknown): string {
+  return typeof v === 'bigint' ? describeValue(v) : typeof v === 'number' ? String(v) : typeof v;
+}
 
 /** 2^n as a bigint. */
 const pow2 = (n: number): bigint => 1n << BigInt(n);
