@@ -71,7 +71,8 @@ export class PhysMemory implements PhysMemoryAccess {
     let left = size;
     while (left > 0) {
       const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      this.load(Math.floor(p / CHUNK_BYTES), true);
+      const key = Math.floor(p / CHUNK_BYTES);
+      if (key !== this.lastKey) this.load(key, true);
       this.lastWritten.fill(1, (p % CHUNK_BYTES) >>> FRAME_SHIFT, ((p % CHUNK_BYTES) + inChunk + 0xfff) >>> FRAME_SHIFT);
       p += inChunk;
       left -= inChunk;
@@ -144,6 +145,12 @@ export class PhysMemory implements PhysMemoryAccess {
     this.forEachSpan(paddr, size, (c, w, n) => {
       if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
     }, false);
+    // Whole frames zeroed read as zero without a scan again (isZero is O(1) for them): a
+    // recycled, re-zeroed table is verified as cheaply as a fresh one.
+    for (let f = Math.ceil(paddr / 0x1000), end = Math.floor((paddr + size) / 0x1000); f < end; f++) {
+      const key = Math.floor(f / FRAMES_PER_CHUNK);
+      if (key === this.lastKey || this.load(key, false)) this.lastWritten[f % FRAMES_PER_CHUNK] = 0;
+    }
   }
 
   isZero(paddr: Paddr, size: number): boolean {
