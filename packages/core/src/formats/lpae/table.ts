@@ -27,7 +27,7 @@ import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
 import { completedToken, type IotlbGather } from '../../gather.js';
 import { maxEntries, tableSize, type Geometry } from '../../geometry.js';
-import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory } from '../../phys/memory.js';
+import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, storeOf, type MemoryStore } from '../../phys/memory.js';
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import type { LpaeFormatOps } from './ops.js';
@@ -129,7 +129,8 @@ export class LpaeEngine {
   readonly g: Geometry;
   readonly ops: LpaeFormatOps;
   readonly coherent: boolean;
-  readonly mem: PhysMemory;
+  /** The memory's store: live word arrays, guards composed (internal to core). */
+  readonly mem: MemoryStore;
   pgd: Paddr = -1;
   /** Tables this page table holds (allocated, not successfully freed) and their allocated bytes. */
   liveTables = 0;
@@ -150,7 +151,7 @@ export class LpaeEngine {
     this.g = cfg.geometry;
     this.ops = cfg.ops;
     this.coherent = cfg.coherentWalk;
-    this.mem = cfg.memory;
+    this.mem = storeOf(cfg.memory);
     this.nsTable = cfg.quirks & Quirk.ARM_NS ? PTE_HI_NSTABLE : 0;
     this.pageType = cfg.ops.pageType;
     this.big = this.g.granule === 0x10000;
@@ -349,12 +350,14 @@ export class LpaeEngine {
       let lo = w[slot]!;
       let hi = w[slot + 1]!;
       if ((lo | hi) === 0) {
+        // May the slot be written? Asked before allocating: a refused write (a table the
+        // host gave away) must not strand a new table that nothing links to.
+        this.guardWrite(table, idx, 1);
         const child = this.allocPages(g.granule, r.ctx, 'table', level + 1);
         if (child === null) return E_NOMEM;
         // arm_lpae_install_table: the slot is still empty (operations are serialised).
         lo = (paddrToPteLo(child) | PTE_TYPE_TABLE) >>> 0;
         hi = (paddrToPteHi(child) | this.nsTable) >>> 0;
-        this.guardWrite(table, idx, 1);
         w = this.mem.chunk(table + idx * 8); // marks the entry's frame written
         w[slot] = lo;
         w[slot + 1] = hi;
