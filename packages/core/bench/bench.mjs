@@ -4,7 +4,9 @@
 // this run: ns per unit, best of the repetitions of each run, for several interleaved runs,
 // with the spread across runs; `--mem` adds the memory figures of a fully mapped W1.
 import { IotlbGather, Prot, createPageTable, createSystemAllocator, xorshift32 } from '../dist/index.js';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -35,13 +37,13 @@ if (args.includes('--help') || args.includes('-h')) {
   process.stdout.write(HELP);
   process.exit(0);
 }
-const KNOWN = new Set(['--mode', '--reps', '--runs', '--mem', '--json']);
+const KNOWN = new Set(['--mode', '--reps', '--runs', '--mem', '--json', '--mem-child']);
 for (let i = 0; i < args.length; i++) {
   if (!KNOWN.has(args[i])) {
     process.stderr.write(`bench: unknown option ${JSON.stringify(args[i].slice(0, 80))} (see --help)\n`);
     process.exit(2);
   }
-  if (args[i] === '--mode' || args[i] === '--reps' || args[i] === '--runs') i++;
+  if (args[i] === '--mode' || args[i] === '--reps' || args[i] === '--runs' || args[i] === '--mem-child') i++;
 }
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
@@ -250,6 +252,18 @@ function memory(mode) {
   return { ...out, arrayBufferRatio: out.arrayBufferGrowth / tableBytes, rssRatio: out.rssGrowth / tableBytes };
 }
 
+// Internal: one memory measurement in a fresh process (see memoryInChild).
+if (args.includes('--mem-child')) {
+  process.stdout.write(JSON.stringify(memory(opt('mem-child', 'kernel'))) + '\n');
+  process.exit(0);
+}
+
+/** Each mode's memory figures in a process of its own, so no earlier garbage is counted. */
+function memoryInChild(mode) {
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--mem-child', mode], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
 const KEYS = ['w1Map', 'w1Unmap', 'w2Map', 'w2Unmap', 'w3', 'w4'];
 warmup();
 const runs = [];
@@ -271,7 +285,7 @@ for (const mode of modes) {
   summary[mode] = {};
   for (const k of KEYS) summary[mode][k] = { wall: stat(runs.map((r) => r[mode][k].wall)), cpu: stat(runs.map((r) => r[mode][k].cpu)) };
 }
-const mem = withMem ? Object.fromEntries(modes.map((m) => [m, memory(m)])) : undefined;
+const mem = withMem ? Object.fromEntries(modes.map((m) => [m, memoryInChild(m)])) : undefined;
 const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
 const out = { machine, date: new Date().toISOString(), reps: REPS, runs: RUNS, unit: 'ns', summary, runsRaw: runs, memory: mem, flushCounts: counts };
 if (!jsonOnly) {
