@@ -18,6 +18,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { smokeCAllocator } from './lib/c-allocator.mjs';
 import { runDocTests } from './lib/doctest.mjs';
 import { checkReleasePlan } from './lib/release-plan.mjs';
 
@@ -271,6 +272,8 @@ function main() {
         .split('\n')
         .filter(Boolean);
       if (vitests.length !== 1) fail(`expected one vitest in the scratch project, found ${vitests.length}: ${vitests.join(', ')}`);
+      step('C allocators: build-c the C examples, run the suite on each from the tarballs');
+      smokeCAllocator({ scratch, repoRoot, env: cleanEnv, fail, log: (l) => console.log(`   ${l}`) });
     }
     for (const ex of runnableExamples()) {
       step(`examples/${ex}: install its @io-pgtable dependencies from the tarballs and run \`npm test\``);
