@@ -39,8 +39,8 @@ alloc.flushDone();
 const stats = alloc.secureStats();
 console.log(`secure calls: ${stats.assignCalls} assign (${stats.pagesAssigned} pages) before the run, ${callsInRun} during it`);
 console.log(`pool hits: ${stats.poolHits}; pages in the VMID's pool now: ${alloc.pooled()}`);
-console.log(`access violations reported: ${access.violations.length}`);
-assert.equal(access.violations.length, 0, JSON.stringify(access.violations[0]));
+console.log(`access violations reported: ${access.control.violations.length}`);
+assert.equal(access.control.violations.length, 0, JSON.stringify(access.control.violations[0]));
 
 // Teardown: free the table, give the pages back to the host ([HLOS: RWX]) and to the backing allocator.
 pt.free();
