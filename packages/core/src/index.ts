@@ -27,7 +27,9 @@ export {
   type U64,
   type WalkResult,
 } from './io-pgtable.js';
-export { TraceError, parseTrace, parseU64, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
+export { MAX_TRACE_LINE, TraceError, TraceReader, parseTrace, parseU64, showValue, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
 export { compareResults, replayParsed, replayTrace } from './replay/replay.js';
+export { TraceReplayer } from './replay/engine.js';
+export { ReplaySession, replayStream, type ReplayStreamOptions } from './replay/stream.js';
 export * as hw from './hw/index.js';
 export { mulberry32, xorshift32 } from './random.js';
