@@ -194,5 +194,41 @@ describe('io-pgtable replay', () => {
     expect(r.stdout).toMatch(/dumpEvery[^]*quadratically/);
     expect(r.stdout).toMatch(/memory does not grow\s+with the trace length/);
   });
+
+  it('tables above the OAS replay in kernel mode, several in one run with a failing trace in the middle', () => {
+    const dir = tempDir();
+    const traces = {
+      'above-4k-32-32': { format: 'ARM_64_LPAE_S1', pgsizeBitmap: '0x40201000', ias: 32, oas: 32, allocBase: '0x100000000', iova: '0x1000' },
+      'above-64k-48-48': { format: 'ARM_64_LPAE_S1', pgsizeBitmap: '0x20010000', ias: 48, oas: 48, allocBase: '0x8000000000000', iova: '0x10000' },
+      'past-2p53': { format: 'ARM_64_LPAE_S1', pgsizeBitmap: '0x40201000', ias: 48, oas: 48, allocBase: '0x20000000000000', iova: '0x1000' },
+      'above-ttbr1-48-40': { format: 'ARM_64_LPAE_S1', pgsizeBitmap: '0x40201000', ias: 48, oas: 40, quirks: ['ARM_TTBR1'], allocBase: '0x10000000000', iova: '0xffff000000001000' },
+    };
+    const files: string[] = [];
+    for (const [name, { iova, ...header }] of Object.entries(traces)) {
+      const pgsize = header.pgsizeBitmap === '0x20010000' ? '0x10000' : '0x1000';
+      const ops = [{ op: 'map', iova, paddr: pgsize, pgsize, prot: ['read', 'write'] }, { op: 'iova_to_phys', iova }, { op: 'unmap', iova, pgsize }, { op: 'free' }];
+      writeFileSync(join(dir, `${name}.trace.jsonl`), [{ ...header, dumpEvery: false }, ...ops].map((o) => JSON.stringify(o)).join('\n') + '\n');
+      files.push(join(dir, `${name}.trace.jsonl`));
+    }
+    const out = join(dir, 'out');
+    const r = cli(['replay', '--out-dir', out, ...files]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`${join(dir, 'past-2p53.trace.jsonl')}:1: bad-trace: allocBase 0x20000000000000 with allocLimit 0x40000000 reaches past 2^53, the largest physical address the model represents exactly\n`);
+    expect(r.stdout).toMatch(/^replay: 4 traces: 3 written, 0 matched, 0 differed, 1 failed$/m);
+    for (const [name, t] of Object.entries(traces)) {
+      if (name === 'past-2p53') continue;
+      const lines = nonEmpty(readFileSync(join(out, `${name}.result.jsonl`), 'utf8')).map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(6);
+      // The PGD is the first allocation, at allocBase, above 2^oas: accepted, as the kernel does.
+      expect(lines[0].internal.pgd).toBe(t.allocBase);
+      expect(BigInt(t.allocBase) >= 1n << BigInt(t.oas)).toBe(true);
+      expect(lines[1]).toMatchObject({ ret: 0 });
+      expect(lines[2].ret).toBe(0);
+      expect(BigInt(lines[2].phys)).toBe(BigInt(t.pgsizeBitmap === '0x20010000' ? '0x10000' : '0x1000'));
+      expect(lines[3]).toMatchObject({ ret: 0 });
+      expect(lines[5]).toEqual({ final: { tables: {} } });
+    }
+    expect(JSON.parse(readFileSync(join(out, 'past-2p53.result.jsonl'), 'utf8')).error).toMatch(/^bad-trace: .*past-2p53\.trace\.jsonl:1: allocBase 0x20000000000000 /);
+  });
 });
 
