@@ -32,8 +32,12 @@ export interface TraceArg {
   error?: string;
 }
 
-/** Files as given; a directory stands for its `*.trace.jsonl` files in name order. */
-export function expandTraceArgs(args: string[], cwd: string): TraceArg[] {
+/**
+ * Files as given; a directory stands for its `*.trace.jsonl` files in name order. An
+ * argument that cannot be read (or a directory without traces) becomes an entry with its
+ * error, so a run over many traces goes on without it.
+ */
+export function resolveTraceArgs(args: string[], cwd: string): TraceArg[] {
   const out: TraceArg[] = [];
   for (const a of args) {
     let st;
@@ -58,6 +62,14 @@ export function expandTraceArgs(args: string[], cwd: string): TraceArg[] {
     for (const t of traces) out.push({ file: join(a, t) });
   }
   return out;
+}
+
+/** {@link resolveTraceArgs} as plain paths; the first unreadable argument is a usage error. */
+export function expandTraceArgs(args: string[], cwd: string): string[] {
+  return resolveTraceArgs(args, cwd).map((t) => {
+    if (t.error !== undefined) throw new CliError(t.error, EXIT_USAGE, t.file);
+    return t.file;
+  });
 }
 
 /** The one-line result the oracle format prescribes for a malformed trace. */
@@ -391,7 +403,7 @@ Examples:
       if (io.stdin === process.stdin && process.stdin.isTTY) throw new CliError('reading a trace from the terminal: pipe one in, or pass FILE (see --help)', EXIT_USAGE);
       return replayToStdout(io.stdin as AsyncIterable<Buffer>, '<stdin>', io);
     }
-    const traces = expandTraceArgs(args.positionals, io.cwd);
+    const traces = resolveTraceArgs(args.positionals, io.cwd);
     if (!check && outDir === undefined) {
       if (traces.length !== 1) throw new CliError('several traces need --out-dir DIR or --check', EXIT_USAGE);
       const t = traces[0]!;
