@@ -25,6 +25,8 @@ export type AllocatorRule =
   | 'free-size'
   | 'no-throw'
   | 'reuse-before-flush'
+  | 'write-before-flush'
+  | 'walk-after-free'
   | 'alloc-outside-op'
   | 'run-phase-backing-call'
   | 'reservation-exhausted'

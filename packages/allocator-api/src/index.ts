@@ -28,3 +28,6 @@ export type { PluginParts } from './plugin.js';
 export { definePlugin } from './plugin.js';
 export type { FreeNoun, TableLedgerOptions } from './ledger.js';
 export { TableLedger, freeSizeError, isFreeSize, notLiveError } from './ledger.js';
+export type { PendingVisitor } from './pending.js';
+export { COMPLETED_FLUSH, PendingFrees, flushedCtx, isFlushed } from './pending.js';
+export { assertTableSize, isTableSize } from './sizes.js';

@@ -1,11 +1,14 @@
 import {
-  AllocatorMisuseError,
-  MIN_TABLE_ALLOC,
+  PendingFrees,
   TableLedger,
+  assertTableSize,
   definePlugin,
-  isPowerOfTwo,
+  flushedCtx,
+  isFlushed,
   type AllocCtx,
   type AllocatorStats,
+  type FlushToken,
+  type FreeCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -48,7 +51,7 @@ export interface BatchedCounters {
   readonly releaseBatches: number;
   /** Individual `inner.free` calls (released frees, failures, drain). */
   readonly innerFreeCalls: number;
-  /** Freed tables waiting for `flushDone()`. */
+  /** Freed tables waiting for the flush that covers them. */
   readonly pendingFlushPages: number;
 }
 
@@ -70,8 +73,9 @@ export interface BatchedAllocator extends TableAllocator {
  * Take table pages from `inner` `batch` at a time and hand them out one by one. The
  * allocator contract has no bulk call, so a refill is `batch` `inner.alloc` calls counted
  * as one backing call, the way kmem_cache_alloc_bulk is one call for the driver. Freed
- * tables are collected and released to `inner` together, only after the `flushDone()`
- * that covers them. Pages are never recycled here, so zeroing stays with `inner`.
+ * tables are collected and released to `inner` together, only after the flush that
+ * covers them (`flushDone(token)`, or `flushDone()`); a free whose token is already done
+ * goes down at once. Pages are never recycled here, so zeroing stays with `inner`.
  *
  * @example
  * const alloc = withBatching(createSystemAllocator(), { batch: 16, mode: 'partial' });
@@ -89,15 +93,14 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
 
   /** Held pages per allocation size, handed out from the top. */
   const held = new Map<number, Paddr[]>();
-  /** Freed and waiting for the covering flush: paddr -> allocated size. */
-  const pending = new Map<Paddr, number>();
+  /** Freed and waiting for the covering flush. */
+  const pending = new PendingFrees();
   /** Pages handed out and not freed: paddr -> allocated size. */
   const live = new TableLedger(name, { wasFreed: (p) => pending.has(p) });
 
   let outstanding = 0;
   let heldBytes = 0;
   let heldCount = 0;
-  let pendingBytes = 0;
   let allocBatches = 0;
   let innerAllocCalls = 0;
   let pagesObtained = 0;
@@ -107,11 +110,7 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
   let releaseBatches = 0;
   let innerFreeCalls = 0;
 
-  function checkSize(size: number): void {
-    if (!(isPowerOfTwo(size) && size >= MIN_TABLE_ALLOC && size <= maxSize)) {
-      throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${maxSize}]`);
-    }
-  }
+  const checkSize = (size: number): void => assertTableSize(name, size, maxSize);
 
   function refill(size: number, ctx: AllocCtx): number {
     allocBatches++;
@@ -129,13 +128,12 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     if (n < batch) {
       shortBatches++;
       if (allOrNothing) {
-        // Never linked into a table, so nothing can walk them: no flush needed to give them back.
+        // Never linked into a table, so nothing can walk them: they go down under a completed flush.
         for (let i = 0; i < n; i++) {
           innerFreeCalls++;
           pagesReleasedOnFailure++;
-          inner.free(stack.pop()!, size);
+          inner.free(stack.pop()!, size, flushedCtx(undefined));
         }
-        settleInner(n);
         n = 0;
       }
     }
@@ -147,32 +145,29 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     return n;
   }
 
-  /**
-   * Pages this allocator gives back are never ones a walker could still reach (never
-   * linked, or released inside `flushDone()`), so a deferring inner allocator may let
-   * them through now instead of holding them for an unrelated later flush.
-   */
-  function settleInner(released: number): void {
-    if (released > 0 && inner.caps.defersFree) inner.flushDone();
-  }
-
+  /** Held pages were never linked into a table: nothing can walk them, so they go down under a completed flush. */
   function releaseHeld(): void {
-    const before = heldCount;
     for (const [size, stack] of held) {
       for (let i = 0; i < stack.length; i++) {
         innerFreeCalls++;
-        inner.free(stack[i]!, size);
+        inner.free(stack[i]!, size, flushedCtx(undefined));
       }
       outstanding -= stack.length * size;
       heldBytes -= stack.length * size;
       heldCount -= stack.length;
       stack.length = 0;
     }
-    settleInner(before);
+  }
+
+  /** A freed table whose covering flush completed: down to `inner` with its (done) ctx. */
+  function giveBack(p: Paddr, size: number, ctx: FreeCtx | undefined): void {
+    innerFreeCalls++;
+    outstanding -= size;
+    inner.free(p, size, flushedCtx(ctx));
   }
 
   const base = definePlugin(inner, {
-    caps: { name, defersFree: true, zeroes: 'backing', mayFail: inner.caps.mayFail },
+    caps: { name, defersFree: true, reuse: 'after-flush', zeroes: 'backing', mayFail: inner.caps.mayFail },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       let stack = held.get(size);
       if (stack === undefined || stack.length === 0) {
@@ -186,23 +181,15 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
       live.add(p, size);
       return p;
     },
-    free(paddr: Paddr, size: number): void {
+    free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       // Throws double-free / foreign-free / free-size, changing nothing.
       const allocated = live.remove(paddr, size);
-      pending.set(paddr, allocated);
-      pendingBytes += allocated;
+      if (isFlushed(ctx)) giveBack(paddr, allocated, ctx);
+      else pending.add(paddr, allocated, ctx);
     },
-    flushDone(): void {
-      // The flush covering every pending free has completed: release them as one batch.
-      if (pending.size === 0) return;
-      releaseBatches++;
-      for (const [p, size] of pending) {
-        innerFreeCalls++;
-        outstanding -= size;
-        inner.free(p, size);
-      }
-      pending.clear();
-      pendingBytes = 0;
+    flushDone(token?: FlushToken): void {
+      // The frees this flush covers are unreachable now: release them as one batch.
+      if (pending.release(token, giveBack) > 0) releaseBatches++;
     },
     stats(): AllocatorStats {
       return {
@@ -210,7 +197,7 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
         live: live.bytes,
         cached: heldBytes,
         reserved: 0,
-        pendingFlush: pendingBytes,
+        pendingFlush: pending.bytes,
         quarantined: 0,
         liveTables: live.count,
         backingCalls: allocBatches,
@@ -239,7 +226,7 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
       lastRefillCount,
       releaseBatches,
       innerFreeCalls,
-      pendingFlushPages: pending.size,
+      pendingFlushPages: pending.count,
     }),
   };
   return Object.assign(base, extra);

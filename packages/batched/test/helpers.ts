@@ -1,22 +1,22 @@
-import { assertAccounting, type AllocCtx, type TableAllocator } from '@io-pgtable/allocator-api';
+import { assertAccounting, type AllocCtx, type FreeCtx, type TableAllocator } from '@io-pgtable/allocator-api';
 import { createSystemAllocator, type SystemAllocator, type SystemAllocatorOptions } from '@io-pgtable/core';
 
 /** The bottom allocator plus a log of what reached it. */
 export interface Traced {
   readonly system: SystemAllocator;
   readonly allocator: TableAllocator;
-  readonly log: { allocCtx: AllocCtx[]; freed: number[]; flushes: number };
+  readonly log: { allocCtx: AllocCtx[]; freed: number[]; freeCtx: (FreeCtx | undefined)[]; flushes: number };
 }
 
 /** `defersFree` only changes the declared caps, so the plugin settles what it returns. */
 export function traced(opts: SystemAllocatorOptions & { defersFree?: boolean } = {}): Traced {
   const system = createSystemAllocator(opts);
-  const log = { allocCtx: [] as AllocCtx[], freed: [] as number[], flushes: 0 };
+  const log = { allocCtx: [] as AllocCtx[], freed: [] as number[], freeCtx: [] as (FreeCtx | undefined)[], flushes: 0 };
   const allocator: TableAllocator = {
     caps: { ...system.caps, defersFree: opts.defersFree ?? false },
     memory: system.memory,
     alloc: (size, ctx) => (log.allocCtx.push(ctx), system.alloc(size, ctx)),
-    free: (paddr, size) => (log.freed.push(paddr), system.free(paddr, size)),
+    free: (paddr, size, ctx) => (log.freed.push(paddr), log.freeCtx.push(ctx), system.free(paddr, size)),
     flushDone: () => void log.flushes++,
     stats: () => system.stats(),
   };
@@ -43,8 +43,8 @@ export function stackView(top: TableAllocator, bottom: TableAllocator): TableAll
     caps: top.caps,
     memory: top.memory,
     alloc: (size, ctx) => top.alloc(size, ctx),
-    free: (paddr, size) => top.free(paddr, size),
-    flushDone: () => top.flushDone(),
+    free: (paddr, size, ctx) => top.free(paddr, size, ctx),
+    flushDone: (token) => top.flushDone(token),
     drain: () => top.drain?.(),
     stats() {
       const u = top.stats();

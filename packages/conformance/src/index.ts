@@ -12,7 +12,7 @@ export type {
   ReservationJob,
   SecureShareAdapter,
   SharePerm,
-  SplitPolicy,
+  JobSplitPolicy,
 } from './options.js';
 export { ALL_FORMATS, ALL_GRANULES } from './options.js';
 export { ConformanceFailure, type ConformanceRule } from './failure.js';

@@ -93,14 +93,14 @@ export type JobOp =
  * ragged edge that cuts a block (requirement 9). The suite runs every policy the
  * adapter lists.
  */
-export type SplitPolicy = 'forbid' | 'allow';
+export type JobSplitPolicy = 'forbid' | 'allow';
 
 /** A job as the suite hands it to {@link ReservationAdapter.prepare}. */
 export interface ReservationJob {
   /** The page table the job will run against (geometry, current tree). */
   readonly pageTable: PageTable;
   readonly ops: readonly JobOp[];
-  readonly splitPolicy: SplitPolicy;
+  readonly splitPolicy: JobSplitPolicy;
   /** Ask the plugin to merge ops that share a leaf table when counting (requirement 10). */
   readonly merge: boolean;
 }
@@ -134,7 +134,7 @@ export interface ReservationAdapter<A extends TableAllocator = TableAllocator> {
    */
   prepare(allocator: A, job: ReservationJob): ReservationHandle | null | 'wait';
   /** Split policies the plugin supports (default `['forbid']`). */
-  readonly splitPolicies?: readonly SplitPolicy[];
+  readonly splitPolicies?: readonly JobSplitPolicy[];
   /** Does the plugin support merged counting (requirement 10)? Default false. */
   readonly merges?: boolean;
   /**

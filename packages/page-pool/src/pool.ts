@@ -1,14 +1,17 @@
 import {
-  AllocatorMisuseError,
-  BLOCKING_CTX,
-  MIN_TABLE_ALLOC,
+  PendingFrees,
+  assertTableSize,
   definePlugin,
+  flushedCtx,
   freeSizeError,
+  isFlushed,
   isFreeSize,
-  isPowerOfTwo,
+  isTableSize,
   notLiveError,
   type AllocCtx,
   type AllocatorStats,
+  type FlushToken,
+  type FreeCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -20,19 +23,23 @@ const PENDING = 2;
 const IDLE = 3;
 const STATE_MASK = 3;
 
+/** What `refill()` asks the backing allocator with by default: a blocking lower-table allocation. */
+const REFILL_CTX: AllocCtx = Object.freeze({ mayBlock: true, kind: 'table' });
+
 /**
  * A pool of free table pages per allocation size over `inner`. Hits are an O(1) pop;
- * misses go to `inner` with the caller's context. Freed tables wait on a pending list
- * until `flushDone()` says the TLB/walk-cache flush covering them has completed, and only
- * then become reusable (or go back to `inner` above the high watermark).
+ * misses go to `inner` with the caller's context. A freed table whose flush token is
+ * already done (a synchronous `tlb_flush_walk` ran first) is reusable at once; any other
+ * waits on the pending list until `flushDone(token)` (or `flushDone()`) says the flush
+ * covering it completed, and only then becomes reusable (or goes back to `inner` above
+ * the high watermark).
  *
  * @example
  * const pool = withPagePool(createSystemAllocator(), { lowWatermark: 8, highWatermark: 32 });
  * pool.refill();                       // from a context that may sleep
  * const pt = createPageTable('ARM_64_LPAE_S1', cfg, { allocator: pool });
  * pt.unmapPages(iova, SZ_1G, 1, gather);
- * // ... the driver's TLB invalidation completes ...
- * pool.flushDone();                    // freed tables become reusable
+ * pt.iotlbSync(gather);                // the flush completes: calls pool.flushDone(token)
  */
 export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}): PagePool {
   const name = opts.name ?? 'page-pool';
@@ -50,10 +57,9 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   }
   checkWatermarks(opts.lowWatermark ?? 0, opts.highWatermark ?? 64);
   const maxSize = inner.caps.maxSize;
-  const isServable = (size: number) => isPowerOfTwo(size) && size >= MIN_TABLE_ALLOC && size <= maxSize;
   const stocked = [...(opts.sizes ?? [4096])];
   for (const s of stocked) {
-    if (!isServable(s)) throw new RangeError(`[iopgt] [${name}] size ${s} is not a power of two in [64, ${maxSize}]`);
+    if (!isTableSize(s, maxSize)) throw new RangeError(`[iopgt] [${name}] size ${s} is not a power of two in [64, ${maxSize}]`);
   }
   const memory = inner.memory;
 
@@ -65,14 +71,14 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
    * value in place instead of moving a key between maps, which costs several times more.
    */
   const owned = new Map<Paddr, number>();
-  let pending: Paddr[] = [];
+  /** Freed tables waiting for the flush that covers them (their owned state is PENDING). */
+  const pending = new PendingFrees();
 
   let outstanding = 0;
   let liveBytes = 0;
   let liveTables = 0;
   let cachedBytes = 0;
   let cachedPages = 0;
-  let pendingBytes = 0;
   let backingCalls = 0;
   let hits = 0;
   let misses = 0;
@@ -101,8 +107,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
 
   /**
    * Give `count` pages from the bottom (coldest end) of `stack` back to `inner`. Idle
-   * pages already had their covering flush, so a caller releasing them outside
-   * `flushDone()` ends with {@link settleInner}.
+   * pages already had their covering flush, so they go down under a completed one.
    */
   function release(stack: Paddr[], size: number, count: number): number {
     if (count <= 0) return 0;
@@ -114,23 +119,27 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       cachedPages--;
       outstanding -= size;
       pagesReturned++;
-      inner.free(p, size);
+      inner.free(p, size, flushedCtx(undefined));
     }
     return gone.length;
   }
 
-  /**
-   * Every free this pool forwards is of a page whose covering flush has completed (it
-   * was idle, or is forwarded from inside `flushDone()`), so a deferring inner allocator
-   * may let them through now rather than hold them for an unrelated later flush.
-   */
-  function settleInner(released: number): number {
-    if (released > 0 && inner.caps.defersFree) inner.flushDone();
-    return released;
+  /** A freed page whose covering flush has completed: idle in the pool, or back to `inner` above the high watermark. */
+  function recycle(p: Paddr, size: number, ctx: FreeCtx | undefined): void {
+    const stack = stackFor(size);
+    if (stack.length < high) {
+      if (!zeroOnAlloc) memory.zero(p, size);
+      pushIdle(stack, p, size);
+    } else {
+      owned.delete(p);
+      outstanding -= size;
+      pagesReturned++;
+      inner.free(p, size, flushedCtx(ctx));
+    }
   }
 
   const base = definePlugin(inner, {
-    caps: { name, defersFree: true, zeroes: zeroOnAlloc ? 'on-alloc' : 'on-free', mayFail: inner.caps.mayFail },
+    caps: { name, defersFree: true, reuse: 'after-flush', zeroes: zeroOnAlloc ? 'on-alloc' : 'on-free', mayFail: inner.caps.mayFail },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       const stack = idle.get(size);
       if (stack !== undefined && stack.length > 0) {
@@ -144,9 +153,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
         hits++;
         return p;
       }
-      if (!isServable(size)) {
-        throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${maxSize}]`);
-      }
+      assertTableSize(name, size, maxSize);
       misses++;
       backingCalls++;
       const p = inner.alloc(size, ctx);
@@ -157,38 +164,26 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       liveTables++;
       return p;
     },
-    free(paddr: Paddr, size: number): void {
+    free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       const v = owned.get(paddr);
       if (v === undefined) throw notLiveError(name, paddr, size, false);
       if ((v & STATE_MASK) !== LIVE) throw notLiveError(name, paddr, size, (v & STATE_MASK) === PENDING ? 'waiting for a flush' : 'idle in the pool');
       const allocated = v - LIVE;
       if (!isFreeSize(size, allocated)) throw freeSizeError(name, paddr, size, allocated);
-      owned.set(paddr, allocated | PENDING);
-      pending.push(paddr);
       liveBytes -= allocated;
       liveTables--;
-      pendingBytes += allocated;
-    },
-    flushDone(): void {
-      // Every page freed so far is now unreachable by the walker: recycle or return it.
-      const batch = pending;
-      pending = [];
-      pendingBytes = 0;
-      for (let i = 0; i < batch.length; i++) {
-        const p = batch[i]!;
-        const size = owned.get(p)! - PENDING;
-        const stack = stackFor(size);
-        if (stack.length < high) {
-          if (!zeroOnAlloc) memory.zero(p, size);
-          pushIdle(stack, p, size);
-        } else {
-          owned.delete(p);
-          outstanding -= size;
-          pagesReturned++;
-          inner.free(p, size);
-        }
+      if (isFlushed(ctx)) {
+        // The walk cache already forgot it (synchronous flush before the free).
+        recycle(paddr, allocated, ctx);
+        notePeak();
+        return;
       }
-      notePeak();
+      owned.set(paddr, allocated | PENDING);
+      pending.add(paddr, allocated, ctx);
+    },
+    flushDone(token?: FlushToken): void {
+      // The pages this flush covers are now unreachable by the walker: recycle or return them.
+      if (pending.release(token, recycle) > 0) notePeak();
     },
     stats(): AllocatorStats {
       return {
@@ -196,7 +191,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
         live: liveBytes,
         cached: cachedBytes,
         reserved: 0,
-        pendingFlush: pendingBytes,
+        pendingFlush: pending.bytes,
         quarantined: 0,
         liveTables,
         backingCalls,
@@ -209,13 +204,13 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       for (const s of stocked) if ((idle.get(s)?.length ?? 0) < low) return true;
       return false;
     },
-    refill(): number {
+    refill(ctx: AllocCtx = REFILL_CTX): number {
       let added = 0;
       for (const size of stocked) {
         const stack = stackFor(size);
         while (stack.length < high) {
           backingCalls++;
-          const p = inner.alloc(size, BLOCKING_CTX);
+          const p = inner.alloc(size, ctx);
           if (p === null) {
             notePeak();
             return added;
@@ -232,7 +227,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     trim(): number {
       let n = 0;
       for (const [size, stack] of idle) n += release(stack, size, stack.length - high);
-      return settleInner(n);
+      return n;
     },
     setWatermarks(lowWatermark: number, highWatermark: number): number {
       checkWatermarks(lowWatermark, highWatermark);
@@ -245,7 +240,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
         if (n >= maxPages) break;
         n += release(stack, size, Math.min(stack.length, maxPages - n));
       }
-      return settleInner(n);
+      return n;
     },
     drain(): void {
       pool.shrink();
@@ -260,7 +255,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       peakCachedPages,
       peakCachedBytes,
       pagesReturned,
-      pendingFlushPages: pending.length,
+      pendingFlushPages: pending.count,
     }),
   };
   // defineProperties, not Object.assign: `needsRefill` must stay a live getter.

@@ -1,4 +1,4 @@
-import type { TableAllocator } from '@io-pgtable/allocator-api';
+import type { AllocCtx, TableAllocator } from '@io-pgtable/allocator-api';
 
 /** When the pool zeroes a recycled page; see the README for the cost trade-off. */
 export type PoolZeroPolicy = 'on-free' | 'on-alloc';
@@ -43,7 +43,7 @@ export interface PagePoolCounters {
   readonly peakCachedBytes: number;
   /** Pages given back to the backing allocator (trim, shrink, drain). */
   readonly pagesReturned: number;
-  /** Freed pages waiting for `flushDone()`. */
+  /** Freed pages waiting for the flush that covers them. */
   readonly pendingFlushPages: number;
 }
 
@@ -51,11 +51,13 @@ export interface PagePool extends TableAllocator {
   /** True when a size in `sizes` has fewer idle pages than `lowWatermark`. */
   readonly needsRefill: boolean;
   /**
-   * Top every size in `sizes` up to `highWatermark` idle pages. May block (it calls the
-   * backing allocator with a blocking context): call it from a worker, never from a
-   * fence-signalling path. Stops at the first backing failure. Returns pages added.
+   * Top every size in `sizes` up to `highWatermark` idle pages. May block: it calls the
+   * backing allocator with `ctx` (default `{ mayBlock: true, kind: 'table' }`), so call it
+   * from a worker, never from a fence-signalling path. Pass the context of the work the
+   * pages are for (e.g. a VM_BIND prepare) so a layer below that reads it (a reservation)
+   * sees the truth. Stops at the first backing failure. Returns pages added.
    */
-  refill(): number;
+  refill(ctx?: AllocCtx): number;
   /** Give idle pages above `highWatermark` back to the backing allocator. Returns pages released. */
   trim(): number;
   /**

@@ -1,4 +1,4 @@
-import { assertAccounting, type AllocCtx, type Paddr, type TableAllocator } from '@io-pgtable/allocator-api';
+import { assertAccounting, type AllocCtx, type FreeCtx, type Paddr, type TableAllocator } from '@io-pgtable/allocator-api';
 import { createSystemAllocator, type SystemAllocator, type SystemAllocatorOptions } from '@io-pgtable/core';
 
 /** A system allocator whose traffic the test can see: every ctx, every free, every flush. */
@@ -6,6 +6,8 @@ export interface Backing extends TableAllocator {
   readonly system: SystemAllocator;
   readonly ctxs: AllocCtx[];
   readonly frees: Array<[Paddr, number]>;
+  /** The FreeCtx of each free, in order (undefined for a v1 free). */
+  readonly freeCtxs: Array<FreeCtx | undefined>;
   readonly flushes: number;
 }
 
@@ -14,11 +16,13 @@ export function spyBacking(opts: SystemAllocatorOptions & { defersFree?: boolean
   const system = createSystemAllocator(opts);
   const ctxs: AllocCtx[] = [];
   const frees: Array<[Paddr, number]> = [];
+  const freeCtxs: Array<FreeCtx | undefined> = [];
   let flushes = 0;
   return {
     system,
     ctxs,
     frees,
+    freeCtxs,
     get flushes() {
       return flushes;
     },
@@ -28,8 +32,9 @@ export function spyBacking(opts: SystemAllocatorOptions & { defersFree?: boolean
       ctxs.push(ctx);
       return system.alloc(size, ctx);
     },
-    free(paddr, size) {
+    free(paddr, size, ctx) {
       frees.push([paddr, size]);
+      freeCtxs.push(ctx);
       system.free(paddr, size);
     },
     flushDone() {

@@ -352,18 +352,17 @@ describe('withPagePool: shrink and drain', () => {
 });
 
 describe('withPagePool: over a deferring backing allocator', () => {
-  it('pages given back outside a flush are settled with flushDone (they were flushed long ago)', () => {
+  it('pages given back outside a flush go down under a completed flush token, with no flushDone', () => {
     const b = spyBacking({ defersFree: true });
     const pool = withPagePool(b, { highWatermark: 4 });
     pool.refill();
-    expect(b.flushes).toBe(0);
     expect(pool.shrink(2)).toBe(2);
-    expect(b.flushes).toBe(1);
     expect(pool.shrink(0)).toBe(0);
     expect(pool.setWatermarks(0, 1)).toBe(1);
-    expect(b.flushes).toBe(2);
     pool.drain();
-    expect(b.flushes).toBe(3);
+    expect(b.frees).toHaveLength(4);
+    expect(b.freeCtxs.map((c) => c?.flush.done)).toEqual([true, true, true, true]);
+    expect(b.flushes).toBe(0);
   });
 
   it('a backing allocator that frees at once gets no extra flushDone', () => {
@@ -398,5 +397,75 @@ describe('withPagePool: under a page table', () => {
     pool.drain();
     expect(b.system.stats()).toMatchObject({ outstanding: 0, liveTables: 0 });
     assertAccounting(pool);
+  });
+});
+
+describe('withPagePool: flush tokens (contract v2)', () => {
+  const token = (id: number) => ({ id, done: false });
+  const freeCtx = (flush: { id: number; done: boolean }) => ({ kind: 'table' as const, level: 3, flush });
+
+  it('a free under a completed token is reusable at once (the synchronous flush already ran)', () => {
+    const pool = withPagePool(spyBacking(), { highWatermark: 4 });
+    const p = pool.alloc(SZ_4K, BLOCKING_CTX)!;
+    pool.free(p, SZ_4K, freeCtx({ id: 1, done: true }));
+    expect(pool.stats()).toMatchObject({ pendingFlush: 0, cached: SZ_4K });
+    expect(pool.alloc(SZ_4K, BLOCKING_CTX)).toBe(p);
+  });
+
+  it('a free under a pending token waits for flushDone(that token); another token does not release it', () => {
+    const pool = withPagePool(spyBacking(), { highWatermark: 4 });
+    const a = token(10);
+    const b = token(11);
+    const pa = pool.alloc(SZ_4K, BLOCKING_CTX)!;
+    const pb = pool.alloc(SZ_4K, BLOCKING_CTX)!;
+    pool.free(pa, SZ_4K, freeCtx(a));
+    pool.free(pb, SZ_4K, freeCtx(b));
+    expect(pool.stats()).toMatchObject({ pendingFlush: 2 * SZ_4K, cached: 0 });
+    b.done = true;
+    pool.flushDone(b);
+    expect(pool.stats()).toMatchObject({ pendingFlush: SZ_4K, cached: SZ_4K });
+    expect(pool.counters().pendingFlushPages).toBe(1);
+    expect(pool.alloc(SZ_4K, BLOCKING_CTX)).toBe(pb);
+    const fresh = pool.alloc(SZ_4K, BLOCKING_CTX)!;
+    expect([pa, pb]).not.toContain(fresh);
+    a.done = true;
+    pool.flushDone(a);
+    expect(pool.alloc(SZ_4K, BLOCKING_CTX)).toBe(pa);
+  });
+
+  it('above the high watermark a flushed page goes down with its own (now done) FreeCtx', () => {
+    const b = spyBacking();
+    const pool = withPagePool(b, { highWatermark: 0 });
+    const t = token(12);
+    const p = pool.alloc(SZ_4K, BLOCKING_CTX)!;
+    const ctx = freeCtx(t);
+    pool.free(p, SZ_4K, ctx);
+    expect(b.frees).toHaveLength(0);
+    t.done = true;
+    pool.flushDone(t);
+    expect(b.frees).toEqual([[p, SZ_4K]]);
+    expect(b.freeCtxs).toEqual([ctx]);
+  });
+
+  it('refill forwards the ctx it is given; the default says what it is (a blocking lower-table allocation)', () => {
+    const b = spyBacking();
+    const pool = withPagePool(b, { highWatermark: 2 });
+    pool.refill();
+    const prepare = { mayBlock: true, phase: 'prepare' as const, kind: 'table' as const, level: 3 };
+    pool.setWatermarks(0, 3);
+    pool.refill(prepare);
+    expect(b.ctxs).toEqual([
+      { mayBlock: true, kind: 'table' },
+      { mayBlock: true, kind: 'table' },
+      prepare,
+    ]);
+  });
+
+  it('a miss forwards the caller ctx itself (kind and level reach the layer below)', () => {
+    const b = spyBacking();
+    const pool = withPagePool(b);
+    const ctx = { mayBlock: false, kind: 'pgd' as const, level: 0 };
+    pool.alloc(SZ_4K, ctx);
+    expect(b.ctxs[0]).toBe(ctx);
   });
 });

@@ -13,7 +13,7 @@
 import type { Geometry } from '@io-pgtable/core';
 
 /** How an unmap that cuts a block mapping is handled. */
-export type SplitPolicy =
+export type CountSplitPolicy =
   /** Never split (Linux >= 6.13, 33729a5fc0ca): unmaps reserve nothing. */
   | 'none'
   /** Unmap the whole block, then remap the border pieces with the largest pages (Panthor's partial-unmap fix). */
@@ -49,7 +49,7 @@ export type CountOp = CountMapOp | CountUnmapOp;
 
 export interface CountPolicy {
   /** Default `none`. */
-  readonly split?: SplitPolicy;
+  readonly split?: CountSplitPolicy;
   /** Default `per-op`. */
   readonly merge?: MergeStrategy;
   /**
@@ -236,7 +236,7 @@ function validate(g: Geometry, op: CountOp, i: number): void {
 }
 
 /** Windows a single op needs (map: its path; unmap under `split`: the border remaps). */
-function opWindows(g: Geometry, op: CountOp, split: SplitPolicy, bitmap: number, sink: Sink): void {
+function opWindows(g: Geometry, op: CountOp, split: CountSplitPolicy, bitmap: number, sink: Sink): void {
   if (op.kind === 'map') {
     const leaf = op.pgsize === undefined ? 3 : leafLevelOf(g, op.pgsize);
     runWindows(g, op.iova, op.iova + op.size, leaf, g.startLevel, sink);
@@ -349,7 +349,7 @@ export function forEachWindow(
  * covered). Unmaps are counted on their own and do not break a range unless they can
  * free a table.
  */
-function countMsm(g: Geometry, ops: readonly CountOp[], split: SplitPolicy, bitmap: number, add: Sink): void {
+function countMsm(g: Geometry, ops: readonly CountOp[], split: CountSplitPolicy, bitmap: number, add: Sink): void {
   let start = 0;
   let end = 0;
   let leaf = -1;

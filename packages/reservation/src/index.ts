@@ -10,7 +10,7 @@ export {
   type CountPolicy,
   type CountUnmapOp,
   type MergeStrategy,
-  type SplitPolicy,
+  type CountSplitPolicy,
   type TableCount,
 } from './count.js';
 export { tablesNeededOnTree } from './tree-count.js';
@@ -26,7 +26,7 @@ export {
   type ReservationState,
 } from './reservation.js';
 export { createAdmission, type Admission, type AdmissionCounters, type AdmissionOptions, type AdmissionTicket } from './admission.js';
-export { VmaMap, type Prot, type Vma } from './vma.js';
+export { VmaMap, type VmaProt, type Vma } from './vma.js';
 export { BindError, Vm, createVm, type BindFailure, type BindMapOp, type BindOp, type BindUnmapOp, type RunResult, type VmOptions } from './vm.js';
 export { PrepareFailure, VmBindQueue, type CountStrategy, type Job, type JobState, type QueueCounters, type QueueOptions } from './queue.js';
 export { reservationConformanceAdapter, type ConformanceJobLike } from './adapter.js';

@@ -11,12 +11,16 @@
 import {
   AllocatorMisuseError,
   EMPTY_STATS,
-  PGD_CTX,
+  PendingFrees,
   TableLedger,
+  flushedCtx,
+  isFlushed,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorCaps,
   type AllocatorStats,
+  type FlushToken,
+  type FreeCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -163,8 +167,8 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   /** Tables handed out: paddr -> allocated size; roots are also tracked apart. */
   const live = new TableLedger(name, { wasFreed: (p) => freed.has(p) });
   const roots = new Set<Paddr>();
-  /** Freed outside any reservation (or by policy `backing`), waiting for flushDone. */
-  let pending: Paddr[] = [];
+  /** Freed tables waiting for the flush that covers them (their size is also in `pageBytes`). */
+  const pending = new PendingFrees();
   /** Flushed but freed inside a section: returned to the backing once it closes. */
   let deferred: Paddr[] = [];
   /** Which reservation a pending page goes back to (policy `reservation`). */
@@ -175,7 +179,8 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   /** Bytes taken from the backing allocator and not given back: tracked apart from the categories. */
   let heldBytes = 0;
   let backingCalls = 0;
-  let unforwardedFlush = false;
+  /** Flushes that completed inside a section, not yet forwarded to the backing (undefined: a full flush). */
+  let unforwarded: (FlushToken | undefined)[] = [];
   let unusable = false;
   const totals = { reservations: 0, failedPrepares: 0, reserved: 0, consumed: 0, recycled: 0, returned: 0, exhaustions: 0, rootAllocs: 0 };
 
@@ -184,6 +189,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
     minSize: 64,
     maxSize: Math.max(pageSize, backing.caps.maxSize),
     defersFree: true,
+    reuse: 'after-flush',
     zeroes: 'on-alloc',
     mayFail: true,
   });
@@ -195,35 +201,51 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   /** Size of each page this allocator holds outside `live` (reserved, pending, deferred). */
   const pageBytes = new Map<Paddr, number>();
 
-  function giveBack(p: Paddr): void {
+  /** Give a page this allocator holds (reserved, flushed or never linked) back to the backing, under a completed flush. */
+  function giveBack(p: Paddr, ctx?: FreeCtx): void {
     const size = pageBytes.get(p)!;
     pageBytes.delete(p);
-    below.free(p, size);
+    below.free(p, size, flushedCtx(ctx));
     heldBytes -= size;
   }
 
-  /** Move flushed pages on: into their reservation, or towards the backing allocator. */
-  function settlePending(): void {
-    const inSection = section.isActive;
-    const list = pending;
-    pending = [];
-    for (const p of list) {
-      const owner = pendingOwner.get(p);
-      pendingOwner.delete(p);
-      freed.delete(p);
-      if (owner !== undefined && owner.state === 'ready') {
-        owner.free.push(p);
-        owner.dirty.add(p);
-        owner.recycled++;
-        totals.recycled++;
-      } else if (inSection) deferred.push(p);
-      else giveBack(p);
-    }
-    if (!inSection && deferred.length > 0) {
-      const d = deferred;
-      deferred = [];
-      for (const p of d) giveBack(p);
-    }
+  /** A freed page whose covering flush completed: into its reservation, or towards the backing allocator. */
+  function settle(p: Paddr, _size: number, ctx: FreeCtx | undefined): void {
+    const owner = pendingOwner.get(p);
+    pendingOwner.delete(p);
+    freed.delete(p);
+    if (owner !== undefined && owner.state === 'ready') {
+      owner.free.push(p);
+      owner.dirty.add(p);
+      owner.recycled++;
+      totals.recycled++;
+    } else if (section.isActive) deferred.push(p);
+    else giveBack(p, ctx);
+  }
+
+  /** Move the pages a completed flush covers on (all pending pages without a token). */
+  function settlePending(token?: FlushToken): void {
+    pending.release(token, settle);
+    releaseDeferred();
+  }
+
+  /** Flushed pages freed inside a section go to the backing once no section is open. */
+  function releaseDeferred(): void {
+    if (section.isActive || deferred.length === 0) return;
+    const d = deferred;
+    deferred = [];
+    for (const p of d) giveBack(p);
+  }
+
+  /**
+   * The backing's own flushDone is a backing call: never inside a section. Flushes that
+   * completed while one was open are forwarded, in order, once it has closed.
+   */
+  function forwardFlushes(): void {
+    if (section.isActive) return;
+    const list = unforwarded;
+    unforwarded = [];
+    for (const t of list) below.flushDone(t);
   }
 
   function countersOf(s: ResState): ReservationCounters {
@@ -341,7 +363,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       const s = active;
       if (s === null) {
         // The root: allocated by alloc_io_pgtable_ops with GFP_KERNEL, outside any op.
-        if (ctx !== PGD_CTX) misuse('alloc-outside-op', `alloc(${size}) of a non-root table with no active reservation (map only inside Reservation.run)`);
+        if (ctx.kind !== 'pgd') misuse('alloc-outside-op', `alloc(${size}) of a non-root table with no active reservation (map only inside Reservation.run)`);
         backingCalls++;
         const p = below.alloc(size, ctx);
         if (p === null) return null;
@@ -368,13 +390,14 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       live.add(p, size);
       return p;
     },
-    free(paddr: Paddr, size: number): void {
+    free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       // The ledger throws double-free / foreign-free / free-size, changing nothing.
       if (roots.has(paddr)) {
-        // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing.
+        // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing,
+        // with the page table's own ctx (a deferring backing waits for its token).
         // Checked before the backing call and forgotten after it, so a refused call changes nothing.
         live.check(paddr, size);
-        below.free(paddr, size);
+        below.free(paddr, size, ctx);
         heldBytes -= live.remove(paddr, size);
         freed.add(paddr);
         roots.delete(paddr);
@@ -383,29 +406,25 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       const allocated = live.remove(paddr, size);
       pageBytes.set(paddr, allocated);
       freed.add(paddr);
-      pending.push(paddr);
       if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
+      if (isFlushed(ctx)) settle(paddr, allocated, ctx);
+      else pending.add(paddr, allocated, ctx);
     },
-    flushDone(): void {
-      settlePending();
-      // The backing's own flushDone is a backing call: not inside a section.
-      if (section.isActive) unforwardedFlush = true;
-      else {
-        unforwardedFlush = false;
-        below.flushDone();
-      }
+    flushDone(token?: FlushToken): void {
+      settlePending(token);
+      unforwarded.push(token);
+      forwardFlushes();
     },
     drain(): void {
+      // Never touches pending pages: only what already had its flush.
       if (section.isActive) return;
-      if (deferred.length > 0) settlePending();
-      if (unforwardedFlush) allocator.flushDone();
+      releaseDeferred();
+      forwardFlushes();
       below.drain?.();
     },
     stats(): AllocatorStats {
       let reservedBytes = 0;
       for (const s of states) reservedBytes += s.free.length * s.pageSize;
-      let pendingBytes = 0;
-      for (const p of pending) pendingBytes += pageBytes.get(p)!;
       let cachedBytes = 0;
       for (const p of deferred) cachedBytes += pageBytes.get(p)!;
       return {
@@ -413,7 +432,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         outstanding: heldBytes,
         live: live.bytes,
         reserved: reservedBytes,
-        pendingFlush: pendingBytes,
+        pendingFlush: pending.bytes,
         cached: cachedBytes,
         liveTables: live.count,
         backingCalls,

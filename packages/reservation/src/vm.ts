@@ -6,9 +6,9 @@
  */
 import type { AllocCtx } from '@io-pgtable/allocator-api';
 import { createPageTable, type FlushOps, type FormatName, type Geometry, type PageTable, type PgtableCfg } from '@io-pgtable/core';
-import { leafLevelOf, type CountOp, type SplitPolicy } from './count.js';
+import { leafLevelOf, type CountOp, type CountSplitPolicy } from './count.js';
 import type { Reservation, ReservationAllocator } from './reservation.js';
-import { VmaMap, type Prot } from './vma.js';
+import { VmaMap, type VmaProt } from './vma.js';
 
 export interface BindMapOp {
   readonly kind: 'map';
@@ -16,7 +16,7 @@ export interface BindMapOp {
   readonly size: number;
   readonly paddr: number;
   /** Default `['read', 'write']`. */
-  readonly prot?: Prot;
+  readonly prot?: VmaProt;
   /** Leaf size; default: the largest page of the bitmap that fits (iommu_map's choice). */
   readonly pgsize?: number;
 }
@@ -51,7 +51,7 @@ export interface VmOptions {
   readonly format: FormatName;
   readonly cfg: PgtableCfg;
   /** How unmaps that cut a block are handled (default `none`, Linux >= 6.13). */
-  readonly split?: SplitPolicy;
+  readonly split?: CountSplitPolicy;
   /** Refuse every later op after a run ran out of reserved tables (default true, as Panthor). */
   readonly markUnusable?: boolean;
   readonly tlb?: FlushOps;
@@ -64,7 +64,7 @@ export class Vm {
   readonly pageTable: PageTable;
   readonly geometry: Geometry;
   readonly pgsizeBitmap: number;
-  readonly split: SplitPolicy;
+  readonly split: CountSplitPolicy;
   readonly markUnusable: boolean;
   readonly vmas = new VmaMap();
   private unusableFlag = false;
@@ -161,7 +161,7 @@ export class Vm {
   }
 
   /** Map [iova, end) -> paddr; on failure unmaps what it mapped and returns the error. */
-  private mapRange(iova: number, paddr: number, end: number, prot: Prot, forced: number | undefined, opIndex: number): BindError | null {
+  private mapRange(iova: number, paddr: number, end: number, prot: VmaProt, forced: number | undefined, opIndex: number): BindError | null {
     const done: Array<[number, number, number]> = [];
     let iv = iova;
     let pa = paddr;
@@ -240,7 +240,7 @@ export class Vm {
       return new BindError('EINVAL', 'block-cut', opIndex, 'the unmap cuts a block mapping and the split policy is "none" (unmap whole blocks)');
     }
     // Border pieces to remap: [block start, iova) and [end, block end), with the block's attributes.
-    const borders: Array<{ start: number; end: number; paddr: number; prot: Prot }> = [];
+    const borders: Array<{ start: number; end: number; paddr: number; prot: VmaProt }> = [];
     if (left) {
       const v = this.vmas.find(left.start)!;
       borders.push({ start: left.start, end: op.iova, paddr: v.paddr + (left.start - v.start), prot: v.prot });

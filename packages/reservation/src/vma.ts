@@ -6,13 +6,13 @@
  */
 import type { ProtName } from '@io-pgtable/core';
 
-export type Prot = number | readonly ProtName[];
+export type VmaProt = number | readonly ProtName[];
 
 export interface Vma {
   readonly start: number;
   readonly end: number;
   readonly paddr: number;
-  readonly prot: Prot;
+  readonly prot: VmaProt;
 }
 
 export class VmaMap {

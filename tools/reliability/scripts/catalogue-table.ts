@@ -1,10 +1,28 @@
-/** Print the bad-input catalogue as the markdown table in docs/reliability.md. */
-import { ALL_CASES, describeExpect } from '../src/catalogue.js';
+/**
+ * The bad-input catalogue's section of docs/reliability.md. No option: print it.
+ * `--write`: rewrite the section in place. `--check`: exit 1 if the doc is stale.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { ALL_CASES } from '../src/catalogue/index.js';
+import { renderCatalogue, replaceSection } from '../src/catalogue/render.js';
+import { findDoc } from '../src/catalogue/doc-path.js';
 
-const esc = (s: string): string => s.replace(/\|/g, '\\|');
-const lines = ['| # | id | surface | input | expected |', '|---|---|---|---|---|'];
-ALL_CASES.forEach((c, i) => {
-  const where = c.surface === 'api' ? `api: \`${c.call}\`` : c.surface;
-  lines.push(`| ${i + 1} | \`${c.id}\` | ${where} | ${esc(c.input)} | ${esc(describeExpect(c))} |`);
-});
-console.log(lines.join('\n'));
+const DOC_PATH = findDoc();
+
+const section = renderCatalogue(ALL_CASES);
+const mode = process.argv[2];
+if (mode === undefined) console.log(section);
+else if (mode === '--write' || mode === '--check') {
+  const doc = readFileSync(DOC_PATH, 'utf8');
+  const next = replaceSection(doc, section);
+  if (mode === '--write') {
+    if (next !== doc) writeFileSync(DOC_PATH, next);
+    console.log(`${DOC_PATH}: ${ALL_CASES.length} cases${next === doc ? ' (unchanged)' : ''}`);
+  } else if (next !== doc) {
+    console.error(`${DOC_PATH} is stale: run \`npm run catalogue -- --write\` in tools/reliability`);
+    process.exitCode = 1;
+  }
+} else {
+  console.error(`unknown option ${JSON.stringify(mode)}: use --write or --check`);
+  process.exitCode = 2;
+}

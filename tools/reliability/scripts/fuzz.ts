@@ -8,7 +8,7 @@ import { parseTrace } from '@io-pgtable/core';
 import { CONFIGS, configByName } from '../src/configs.js';
 import { formatFailure, fuzzConfig, runCommands } from '../src/fuzz.js';
 import type { Mode } from '../src/model.js';
-import { STACKS, isBindStack, makeStack, type StackName } from '../src/stacks.js';
+import { STACK_NAMES, isBindStack, makeStack, type StackName } from '../src/stacks.js';
 import { fromTraceOps } from '../src/trace.js';
 
 function arg(name: string): string | undefined {
@@ -27,7 +27,7 @@ function num(name: string, dflt: number): number {
 }
 
 const stackName = (arg('stack') ?? 'system') as StackName;
-if (!STACKS.includes(stackName)) (console.error(`--stack must be one of ${STACKS.join(', ')}`), process.exit(2));
+if (!STACK_NAMES.includes(stackName)) (console.error(`--stack must be one of ${STACK_NAMES.join(', ')}`), process.exit(2));
 // VM_BIND stacks: the Vm builds a strict-mode table and takes TTBR0 addresses only.
 const bind = isBindStack(stackName);
 const modes: Mode[] = arg('mode') ? [arg('mode') as Mode] : bind ? ['strict'] : ['strict', 'kernel'];

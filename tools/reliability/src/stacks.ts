@@ -111,7 +111,8 @@ export type StackName =
   | 'reservation'
   | 'reservation-over-secure-over-pool-over-batched';
 
-export const STACKS: readonly StackName[] = [
+/** Every stack the fault injection and the fuzzer drive (named apart from the CLI's `STACKS` of stack definitions). */
+export const STACK_NAMES: readonly StackName[] = [
   'system',
   'pool',
   'batched',

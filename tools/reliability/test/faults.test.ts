@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { configByName } from '../src/configs.js';
 import { WORKLOADS, faultCampaign } from '../src/faults.js';
-import { STACKS, isBindStack } from '../src/stacks.js';
+import { STACK_NAMES, isBindStack } from '../src/stacks.js';
 
 const CONFIGS = ['s1-4k-48-48-hd', 's2-4k-42-42-concat8', 's1-64k-52-52-4t', 'mali-4k-33-33-pgd8'].map(configByName);
 
-describe.each(STACKS.map((s) => [s] as const))('fault injection over %s', (stack) => {
+describe.each(STACK_NAMES.map((s) => [s] as const))('fault injection over %s', (stack) => {
   it.each(CONFIGS.map((c) => [c.name, c] as const))('%s: every k-th failure ends consistent, typed and leak-free', (_n, cfg) => {
     for (const w of WORKLOADS) {
       const r = faultCampaign(cfg, stack, w);

@@ -7,7 +7,7 @@ import type { AllocCtx, TableAllocator } from '@io-pgtable/allocator-api';
 import type { TableConfig } from '../configs.js';
 import { asFailure, check, fail } from '../failure.js';
 import { Harness, type Vm } from '../harness.js';
-import type { AllocatorFactory, ConformanceOptions, JobOp, ReservationAdapter, ReservationHandle, SplitPolicy } from '../options.js';
+import type { AllocatorFactory, ConformanceOptions, JobOp, ReservationAdapter, ReservationHandle, JobSplitPolicy } from '../options.js';
 import { paFor, spans, type ScenarioOp } from '../scenario.js';
 
 /** Panthor passes GFP_KERNEL into map_pages in the fence-signalling path: `mayBlock` must be ignored. */
@@ -16,7 +16,7 @@ export const RUN_ATOMIC_CTX: AllocCtx = Object.freeze({ mayBlock: false, phase: 
 
 export interface JobSpec {
   readonly ops: readonly ScenarioOp[];
-  readonly split?: SplitPolicy;
+  readonly split?: JobSplitPolicy;
   readonly merge?: boolean;
 }
 

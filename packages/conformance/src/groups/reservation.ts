@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { TABLE_CONFIGS, selectConfigs, type TableConfig } from '../configs.js';
 import { ConformanceFailure, check, fail } from '../failure.js';
 import type { Vm } from '../harness.js';
-import type { AllocatorFactory, ConformanceOptions, ReservationHandle, SplitPolicy } from '../options.js';
+import type { AllocatorFactory, ConformanceOptions, ReservationHandle, JobSplitPolicy } from '../options.js';
 import { paFor, spans, type ScenarioOp } from '../scenario.js';
 import { assertRuns } from './fc-run.js';
 import type { ConformanceCheck } from './group.js';
@@ -182,7 +182,7 @@ function tightCheck<A extends TableAllocator>(factory: Factory<A>, options: Opti
 // Unmaps and split policies (requirement 9)
 // ---------------------------------------------------------------------------------------
 
-function splitCheck<A extends TableAllocator>(factory: Factory<A>, options: Options<A>, base: TableConfig, policy: SplitPolicy): void {
+function splitCheck<A extends TableAllocator>(factory: Factory<A>, options: Options<A>, base: TableConfig, policy: JobSplitPolicy): void {
   // Only granule pages and leaf-table-sized blocks: a ragged edge then cuts at most one
   // block whose split needs exactly one leaf table.
   const G = base.granule;

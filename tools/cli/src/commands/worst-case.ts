@@ -7,7 +7,7 @@ import { fmtInt, renderTable } from '../table.js';
 
 const GRANULE_BITMAP: Readonly<Record<string, bigint>> = Object.freeze({ '4K': 0x40201000n, '16K': 0x2004000n, '64K': 0x20010000n });
 const MERGES: readonly reservation.MergeStrategy[] = ['per-op', 'msm', 'union'];
-const SPLITS: readonly reservation.SplitPolicy[] = ['none', 'split'];
+const SPLITS: readonly reservation.CountSplitPolicy[] = ['none', 'split'];
 
 function parseSize(v: string, what: string): number {
   const m = /^(0x[0-9a-f]{1,16}|[0-9]{1,20})([KMGT]?)$/i.exec(v.trim());
