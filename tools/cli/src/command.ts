@@ -3,6 +3,7 @@
  * options once, and `--help` and the usage errors are generated from that.
  */
 import { parseArgs } from 'node:util';
+import { EXAMPLES } from './examples.js';
 import { CliError, EXIT_USAGE, quote, type Io } from './io.js';
 
 export interface OptionSpec {
@@ -60,12 +61,15 @@ export function commandHelp(cmd: Command): string {
     return [flag, o.help + dflt] as const;
   });
   const w = Math.max(...rows.map((r) => r[0].length)) + 2;
+  // A description may carry its own examples; otherwise they come from examples.ts.
+  const examples = cmd.description?.includes('\nExamples:') || !Object.hasOwn(EXAMPLES, cmd.name) ? [] : EXAMPLES[cmd.name]!;
   return [
     `io-pgtable ${cmd.name} — ${cmd.summary}`,
     '',
     'Usage:',
     ...cmd.usage.map((u) => `  io-pgtable ${cmd.name} ${u}`),
     ...(cmd.description ? ['', cmd.description.trimEnd()] : []),
+    ...(examples.length ? ['', 'Examples:', ...examples.map((e) => `  ${e}`)] : []),
     '',
     'Options:',
     ...rows.map(([f, h]) => `  ${f.padEnd(w)}${h}`),

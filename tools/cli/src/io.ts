@@ -204,7 +204,11 @@ export class AtomicOutput {
   /** Drop the temporary (after a failure). */
   abort(): void {
     this.stream.destroy();
-    rmSync(this.tmp, { force: true });
+    try {
+      rmSync(this.tmp, { force: true });
+    } catch {
+      // The temporary could not be created in the first place (its directory is missing).
+    }
   }
 }
 

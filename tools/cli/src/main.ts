@@ -34,10 +34,18 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     return EXIT_OK;
   }
   const cmd: Command | undefined = commands.find((c) => c.name === name);
-  const wantsJson = rest.includes('--json');
+  if (!cmd) return reportError(new CliError(`unknown command ${quote(name)}; commands: ${commands.map((c) => c.name).join(', ')}`, EXIT_USAGE), undefined, rest.includes('--json'), io);
+  return runCommand(cmd, rest, io);
+}
+
+/**
+ * Run one command with its arguments: the one place where options are parsed and every
+ * error becomes a message and an exit status (see {@link toCliError}).
+ */
+export async function runCommand(cmd: Command, argv: string[], io: Io): Promise<number> {
+  const wantsJson = argv.includes('--json');
   try {
-    if (!cmd) throw new CliError(`unknown command ${quote(name)}; commands: ${commands.map((c) => c.name).join(', ')}`, EXIT_USAGE);
-    const args = parseCommandArgs(cmd, rest);
+    const args = parseCommandArgs(cmd, argv);
     if (args.values.help === true) {
       io.stdout.write(commandHelp(cmd));
       return EXIT_OK;
@@ -47,6 +55,24 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     return reportError(e, cmd, wantsJson, io);
   }
 }
+
+/** What a failed system call was doing, in words (`open` serves reads and writes alike). */
+const FS_VERBS: Readonly<Record<string, string>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, string>, {
+    open: 'open',
+    read: 'read',
+    scandir: 'read',
+    stat: 'read',
+    lstat: 'read',
+    access: 'read',
+    mkdir: 'create directory',
+    write: 'write',
+    rename: 'write',
+    copyfile: 'write',
+    unlink: 'remove',
+    rmdir: 'remove',
+  }),
+);
 
 /** Input errors thrown by the packages (they carry the line): bad input, exit 2. */
 const INPUT_ERRORS = new Set(['TraceError', 'FtraceError', 'CountError']);
@@ -59,7 +85,7 @@ const INPUT_ERRORS = new Set(['TraceError', 'FtraceError', 'CountError']);
  */
 export function toCliError(e: unknown): CliError {
   if (e instanceof CliError) return e;
-  if (isFsError(e)) return fsError(e, e.path, e.syscall === 'open' || e.syscall === 'read' || e.syscall === 'scandir' ? 'read' : e.syscall === 'mkdir' ? 'create directory' : 'write');
+  if (isFsError(e)) return fsError(e, e.path, FS_VERBS[e.syscall ?? ''] ?? 'access');
   if (e instanceof RangeError && /call stack/i.test(e.message)) return new CliError('input nested too deeply to process (maximum call stack size exceeded)', EXIT_USAGE);
   const err = e as { name?: unknown; message?: unknown; detail?: unknown; file?: unknown; line?: unknown };
   if (e instanceof Error && typeof err.name === 'string' && INPUT_ERRORS.has(err.name)) {

@@ -42,13 +42,6 @@ With -o the trace is written to a temporary file and renamed into place only whe
 whole capture converted: a failed import leaves no output file. On stdout, lines are
 written as they are converted (a failure ends them early, with exit status 2).
 
-Examples:
-  io-pgtable import-ftrace iommu.txt -o iommu.trace.jsonl
-  trace-cmd report | io-pgtable import-ftrace --bitmap 0x40201000 > iommu.trace.jsonl
-  io-pgtable import-ftrace --format ARM_64_LPAE_S2 --ias 40 --oas 40 iommu.txt -o s2.trace.jsonl
-  io-pgtable replay iommu.trace.jsonl
-  io-pgtable simulate --workload trace-replay --trace iommu.trace.jsonl
-
 Capture on the device:
   echo 1 > /sys/kernel/tracing/events/iommu/map/enable
   echo 1 > /sys/kernel/tracing/events/iommu/unmap/enable

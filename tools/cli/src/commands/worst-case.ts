@@ -68,15 +68,9 @@ How a map's page size is counted:
              counted with the pages iommu_map will really use (iommu_pgsize() from iova,
              paddr and size): the reservation package's exactPageSizes counting.
 Sizes and addresses are decimal or 0x hex, with an optional K, M, G or T suffix.
-
-Examples:
-  io-pgtable worst-case --range 0x1ff000+0x2000
-  io-pgtable worst-case --granule 16K --ias 40 --oas 40 --format ARM_64_LPAE_S2 --range 0+1G@32M
-  io-pgtable worst-case --merge union --range 0x100000+64K --range 0x110000+64K
-  io-pgtable worst-case --exact-page-sizes --range 0x1ff000+0x202000=0x809ff000
-  io-pgtable worst-case --bitmap 0x40201000 --range unmap:0x200000+4K --split split`,
+`,
   options: {
-    range: { type: 'string', multiple: true, arg: 'SPEC', help: 'an op: [map|unmap:]IOVA+SIZE[@PGSIZE] (repeatable, in order)' },
+    range: { type: 'string', multiple: true, arg: 'SPEC', help: 'an op: [map|unmap:]IOVA+SIZE[@PGSIZE][=PADDR] (repeatable, in order)' },
     format: { type: 'string', arg: 'FMT', help: `page-table format (${FORMATS.join(', ')})`, default: 'ARM_64_LPAE_S1' },
     granule: { type: 'string', arg: 'G', help: 'granule: 4K, 16K or 64K', default: '4K' },
     bitmap: { type: 'string', arg: 'HEX', help: 'pgsize bitmap (overrides --granule)' },
