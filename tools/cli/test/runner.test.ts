@@ -55,7 +55,7 @@ describe('the command runner', () => {
     const e = Object.assign(new Error("EACCES: permission denied, open '/x/y'"), { code: 'EACCES', syscall: 'open', path: '/x/y', errno: -13 });
     const io = fakeIo();
     expect(await runCommand(thrower(e), [], io)).toBe(2);
-    expect(io.err()).toBe('io-pgtable boom: /x/y: cannot read: EACCES (permission denied)\n');
+    expect(io.err()).toBe('io-pgtable boom: /x/y: cannot open: EACCES (permission denied)\n');
   });
 
   it('a stack overflow on deep input is exit 2, not a crash', async () => {
