@@ -1,6 +1,6 @@
 /**
  * Convert the kernel's `iommu:map` / `iommu:unmap` tracepoint output into our trace
- * format (the replay trace: a JSON header line, then one JSON line per call).
+ * format (packages/vectors/FORMAT.md: a JSON header line, then one JSON line per call).
  *
  * The tracepoints fire once per iommu_map()/iommu_unmap() call with the whole range
  * (also for a zero-size range: the loops are skipped, the tracepoint still fires, so it
