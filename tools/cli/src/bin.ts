@@ -1,22 +1,26 @@
+import { isMainThread } from 'node:worker_threads';
 import { main, toCliError } from './main.js';
 
-// A reader that stops early (`| head`) is not an error of ours.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// Only the main thread runs the CLI (the worker pool's threads load the package entry).
+if (isMainThread) {
+  // A reader that stops early (`| head`) is not an error of ours.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 
-// Set the status instead of calling process.exit so that piped stdout is flushed first.
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => fail(e),
-);
+  // Set the status instead of calling process.exit so that piped stdout is flushed first.
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => fail(e),
+  );
 
-// main() turns every error of a command into a status; this is the backstop for an error
-// thrown outside it (an event handler): still one line, the stack only with IOPGT_DEBUG.
-process.on('uncaughtException', fail);
+  // main() turns every error of a command into a status; this is the backstop for an error
+  // thrown outside it (an event handler): still one line, the stack only with IOPGT_DEBUG.
+  process.on('uncaughtException', fail);
+}
 
 function fail(e: unknown): void {
   const c = toCliError(e);

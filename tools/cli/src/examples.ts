@@ -1,21 +1,10 @@
 /**
- * The Examples section of `--help` for commands whose own description has none. Every
- * name in them (commands, workloads, stacks, options) must exist: test/help.test.ts
- * checks each one against the registries.
+ * The Examples section of `--help` for commands whose own description has none (the
+ * other commands write theirs in their description). Every name in any command's
+ * examples (commands, workloads, stacks, options) must exist: test/runner.test.ts checks
+ * each one against the registries.
  */
 export const EXAMPLES: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  compare: [
-    'io-pgtable compare',
-    'io-pgtable compare --workload vulkan-sparse,large-buffers --stack pool,batched --out-dir /tmp/report',
-    'io-pgtable compare --workload trace-replay --trace iommu.trace.jsonl',
-  ],
-  simulate: [
-    'io-pgtable simulate --workload vulkan-sparse --stack system,pool,batched',
-    'io-pgtable simulate --workload trace-replay --trace iommu.trace.jsonl --stack reserve-merged',
-    'io-pgtable simulate --workload secure-vmids --stack secure-pooled,secure-per-table --seed 7 --json',
-  ],
-  bench: ['io-pgtable bench --workload random-churn --stack pool,pool+batched --reps 10', 'io-pgtable bench --workload large-buffers --stack all --scale 0.5 --json'],
-  report: ['io-pgtable report', 'io-pgtable report --in /tmp/report/data.json --out /tmp/report/index.html'],
   'worst-case': [
     'io-pgtable worst-case --range 0x1ff000+0x2000',
     'io-pgtable worst-case --granule 16K --ias 40 --oas 40 --format ARM_64_LPAE_S2 --range 0+1G@32M',
