@@ -118,7 +118,8 @@ describe('every --help', () => {
         expect(opt === 'help' || opt === 'json' || Object.hasOwn(target.options, opt), `${l}: --${opt}`).toBe(true);
         const v = words[i + 1] ?? '';
         if (opt === 'workload') for (const n of v.split(',')) expect(n === 'all' || workloads.has(n), `${l}: workload ${n}`).toBe(true);
-        if (opt === 'stack') for (const n of v.split(',')) expect(n === 'all' || stacks.has(n), `${l}: stack ${n}`).toBe(true);
+        // `+PACKAGE` (a plugin package) and file paths are stacks by reference, not registry names.
+        if (opt === 'stack') for (const n of v.split(',')) expect(n === 'all' || n.startsWith('+') || n.includes('/') || stacks.has(n), `${l}: stack ${n}`).toBe(true);
       });
       void cmd;
     }
