@@ -153,7 +153,7 @@ describe('io-pgtable replay', () => {
     const again = cli(['replay', '-o', file, join(VECTORS, traces[0]!)]);
     expect(again.status).toBe(2);
     expect(again.stdout).toBe('');
-    expect(again.stderr).toBe(`io-pgtable replay: --out-dir ${file}: not a directory (EEXIST)\n`);
+    expect(again.stderr).toBe(`io-pgtable replay: --out-dir ${file}: cannot create directory: EEXIST (a file is in the way: not a directory)\n`);
   });
 
   it('streams stdin: each line is answered before the next is written', async () => {

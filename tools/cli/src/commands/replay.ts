@@ -247,7 +247,7 @@ function prepareOutDir(dir: string, cwd: string): void {
     mkdirSync(abs, { recursive: true });
   } catch (e) {
     const c = code(e);
-    throw new CliError(`--out-dir ${dir}: ${c === 'EEXIST' || c === 'ENOTDIR' ? `not a directory (${c})` : `cannot create it (${c})`}`, EXIT_USAGE);
+    throw new CliError(`--out-dir ${dir}: cannot create directory: ${c}${c === 'EEXIST' || c === 'ENOTDIR' ? ' (a file is in the way: not a directory)' : ''}`, EXIT_USAGE);
   }
   if (!statSync(abs).isDirectory()) throw new CliError(`--out-dir ${dir}: not a directory`, EXIT_USAGE);
   const probe = join(abs, `.io-pgtable-probe-${process.pid}`);
