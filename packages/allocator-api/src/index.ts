@@ -28,6 +28,8 @@ export type { PluginParts } from './plugin.js';
 export { definePlugin } from './plugin.js';
 export type { FreeNoun, TableLedgerOptions } from './ledger.js';
 export { TableLedger, freeSizeError, isFreeSize, notLiveError } from './ledger.js';
+export type { AllocationProbe, AllocationRule, AllocationViolation } from './checks.js';
+export { ALLOCATION_RULES, MAX_VALUE_CHARS, checkAllocation, describeValue, isPaddr } from './checks.js';
 export type { PendingVisitor } from './pending.js';
 export { COMPLETED_FLUSH, PendingFrees, flushedCtx, isFlushed } from './pending.js';
 export { assertTableSize, isTableSize } from './sizes.js';

@@ -8,7 +8,7 @@ export { createBumpAllocator, type BumpAllocator, type BumpAllocatorOptions, typ
 export * as pte from './formats/lpae/pte.js';
 export { configureLpae, LPAE_MAIR, LPAE_MAIR_KERNEL, MALI_MEMATTR, type LpaeSetup, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
 export type { DirtyRecorder } from './formats/lpae/table.js';
-export { IotlbGather } from './gather.js';
+export { GatherFlushToken, IotlbGather } from './gather.js';
 export { IoPgtableError, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';
 export type { AllocHook, DmaOps, FlushOps, FreeHook, Mode } from './types.js';
 export {

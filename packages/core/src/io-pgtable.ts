@@ -5,9 +5,9 @@
  */
 import {
   BLOCKING_CTX,
-  PGD_CTX,
   isPowerOfTwo,
-  type AllocCtx,
+  type FlushToken,
+  type MapCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -35,6 +35,7 @@ import {
   type DirtyRecorder,
   type EngineHooks,
 } from './formats/lpae/table.js';
+import { FlushTracker } from './flush.js';
 import { IotlbGather } from './gather.js';
 import type { Geometry } from './geometry.js';
 import { IoPgtableError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
@@ -72,7 +73,10 @@ export interface PgtableEnv<C = unknown> {
   cookie?: C;
   /** `strict` (default) or `kernel`; see the README's behaviour table. */
   mode?: Mode;
-  /** Verify allocations (zeroed, aligned, in range, no overlap). Default true. */
+  /**
+   * Verify allocations (zeroed, aligned, in range, no overlap). Default: on in `strict`
+   * mode, off in `kernel` mode (the kernel checks none of them).
+   */
   checkAllocations?: boolean;
   /** Share overlap detection between page tables that allocate from the same memory. */
   registry?: TableRegistry;
@@ -211,20 +215,30 @@ export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C
   let hooks: EngineHooks;
   let memory = env.memory;
   const cookie = env.cookie as C;
+  const tlb = (env.tlb ?? {}) as FlushOps<unknown>;
+  if (tlb.deferred !== undefined && typeof tlb.deferred !== 'boolean') return fail('EINVAL', 'tlb.deferred must be a boolean');
+  const deferred = tlb.deferred === true;
+  let flushDone: ((t: FlushToken) => void) | undefined;
   if (hasAlloc) {
     const a = cfg.alloc!;
     const f = cfg.free!;
-    hooks = { alloc: (size, ctx) => a(cookie, size, ctx), free: (p, size) => f(cookie, p, size), allocatorName: 'cfg.alloc' };
+    hooks = { alloc: (size, ctx) => a(cookie, size, ctx), free: (p, size, ctx) => f(cookie, p, size, ctx), allocatorName: 'cfg.alloc' };
     if (memory === undefined) return fail('EINVAL', 'raw cfg.alloc/cfg.free hooks need env.memory');
   } else {
     const allocator = env.allocator ?? createSystemAllocator({ memory: memory ?? new PhysMemory() });
-    hooks = { alloc: (size, ctx) => allocator.alloc(size, ctx), free: (p, size) => allocator.free(p, size), allocatorName: allocator.caps.name };
+    // An allocator that recycles at once is safe only if the walk flush completes before free.
+    if (mode === 'strict' && deferred && reusePolicy(allocator) === 'immediate') {
+      return fail('EINVAL', `allocator ${allocator.caps.name} reuses freed tables immediately (caps.reuse 'immediate'), which is unsafe with deferred flush ops (tlb.deferred)`);
+    }
+    hooks = { alloc: (size, ctx) => allocator.alloc(size, ctx), free: (p, size, ctx) => allocator.free(p, size, ctx), allocatorName: allocator.caps.name };
+    flushDone = (t) => allocator.flushDone(t);
     const m = memory ?? allocator.memory;
     if (!(m instanceof PhysMemory)) return fail('EINVAL', `allocator ${allocator.caps.name} does not expose a PhysMemory; pass env.memory`);
     memory = m;
   }
 
   const { geometry, pgsizeBitmap, regs } = setup.setup;
+  const flush = new FlushTracker(deferred, tlb, cookie, flushDone, fmt);
   const engine = new LpaeEngine({
     fmt,
     quirks: quirks.mask,
@@ -232,17 +246,24 @@ export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C
     geometry,
     memory,
     hooks,
-    tlb: (env.tlb ?? {}) as FlushOps<unknown>,
+    tlb,
     dma: env.dma ?? IDENTITY_DMA,
     cookie,
-    checkAllocations: env.checkAllocations ?? true,
+    checkAllocations: env.checkAllocations ?? mode === 'strict',
     registry: env.registry ?? registryFor(memory),
+    flush,
   });
-  const pgd = engine.allocPages(geometry.pgdSize, PGD_CTX);
+  // The kernel allocates the PGD with GFP_KERNEL.
+  const pgd = engine.allocPages(geometry.pgdSize, BLOCKING_CTX, 'pgd', geometry.startLevel);
   if (pgd === null) return fail('ENOMEM', `could not allocate the ${geometry.pgdSize}-byte PGD`);
   engine.pgd = pgd;
   const eff = effectiveCfg(fmt, pgsizeBitmap, geometry, quirks.mask, coherentWalk, regs, pgd, mode);
-  return { ok: true, table: new PageTable<C>(fmt, eff, engine, mode) };
+  return { ok: true, table: new PageTable<C>(fmt, eff, engine, mode, flush) };
+}
+
+/** `caps.reuse`, or what the v1 `defersFree` flag implied before it existed. */
+function reusePolicy(a: TableAllocator): 'after-flush' | 'immediate' {
+  return a.caps.reuse ?? (a.caps.defersFree ? 'after-flush' : 'immediate');
 }
 
 const registries = new WeakMap<PhysMemory, TableRegistry>();
@@ -299,6 +320,7 @@ export class PageTable<C = unknown> {
     readonly cfg: EffectiveCfg,
     private readonly engine: LpaeEngine,
     readonly mode: Mode,
+    private readonly flush: FlushTracker,
   ) {}
 
   get geometry(): Geometry {
@@ -314,9 +336,37 @@ export class PageTable<C = unknown> {
   get isFreed(): boolean {
     return this.freed;
   }
-  /** Tables currently allocated by this page table, and their allocated bytes. */
-  stats(): { liveTables: number; liveBytes: number } {
-    return { liveTables: this.engine.liveTables, liveBytes: this.engine.liveBytes };
+  /**
+   * Tables currently allocated by this page table, their allocated bytes, and the
+   * gathers holding frees not yet synced ({@link unsyncedGathers}).
+   */
+  stats(): { liveTables: number; liveBytes: number; unsyncedGathers: number } {
+    return { liveTables: this.engine.liveTables, liveBytes: this.engine.liveBytes, unsyncedGathers: this.flush.unsynced };
+  }
+
+  /**
+   * Gathers (the page table's own included) holding table frees that no
+   * {@link iotlbSync} has covered yet. Always 0 with synchronous flush ops.
+   */
+  get unsyncedGathers(): number {
+    return this.flush.unsynced;
+  }
+
+  /** Does this page table's flush regime defer completion to `iotlbSync` (`tlb.deferred`)? */
+  get deferredFlush(): boolean {
+    return this.flush.deferred;
+  }
+
+  /**
+   * iommu_iotlb_sync: run the driver's `tlbSync(gather)`, mark the gather's flush token
+   * done, tell the allocator stack (`flushDone(token)`), and reset the gather with a fresh
+   * token. Without a gather, syncs the page table's own: the one covering tables freed
+   * with no gather (a block mapped over a table, an unmap with a null gather, `free()`).
+   * Allowed after `free()`, which may leave frees to sync.
+   */
+  iotlbSync(gather?: IotlbGather): void {
+    if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
+    this.flush.sync(gather);
   }
 
   /** Leaf templates by prot mask (0..0x3f), computed once: no allocation per map call. */
@@ -343,7 +393,7 @@ export class PageTable<C = unknown> {
    * map_pages: map up to `pgcount` pages of `pgsize` at `iova` -> `paddr`. One call maps
    * at most one table page's worth; loop on `mapped` as iommu_map does.
    */
-  mapPages(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: AllocCtx = BLOCKING_CTX): MapResult {
+  mapPages(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: MapCtx = BLOCKING_CTX): MapResult {
     this.alive();
     const e = this.engine;
     const strict = this.mode === 'strict';
@@ -440,6 +490,9 @@ export class PageTable<C = unknown> {
       iv = iovaToNumber(big)!;
     }
     if (gather !== null && !(gather instanceof IotlbGather)) return err('EINVAL', 'gather must be an IotlbGather or null');
+    if (gather !== null && gather._pendingOn !== null && gather._pendingOn !== this.flush) {
+      return err('EINVAL', 'this gather holds unsynced frees of another page table: call iotlbSync(gather) on that page table first');
+    }
     if (strict) {
       if (iv % ps !== 0) return err('EINVAL', `unaligned: iova ${hex(iv)} size ${hex(ps)}`);
       const size = 2 ** this.cfg.ias;
@@ -502,11 +555,17 @@ export class PageTable<C = unknown> {
     return this.engine.dirtyWalk(Number(iv), Number(sz), (flags & IOMMU_DIRTY_NO_CLEAR) !== 0, dirty);
   }
 
-  /** free_io_pgtable_ops: tlb_flush_all, then every table freed post-order. */
-  free(): void {
+  /**
+   * free_io_pgtable_ops: tlb_flush_all, then every table freed post-order. With
+   * deferred flush ops the tables are freed under `gather`'s token (the page table's own
+   * gather when omitted): complete it with `iotlbSync(gather)` as after an unmap.
+   */
+  free(gather?: IotlbGather): void {
     if (this.freed) return;
+    if (gather !== undefined && !(gather instanceof IotlbGather)) throw new IoPgtableError('EINVAL', 'gather must be an IotlbGather');
+    this.flush.check(gather ?? null);
     this.freed = true;
-    this.engine.destroy();
+    this.engine.destroy(gather ?? null);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { AllocCtx, Paddr } from '@io-pgtable/allocator-api';
+import type { AllocCtx, FreeCtx, Paddr } from '@io-pgtable/allocator-api';
 import type { IotlbGather } from './gather.js';
 
 /**
@@ -16,6 +16,18 @@ export interface FlushOps<C = unknown> {
   tlbFlushWalk?(iova: number, size: number, granule: number, cookie: C): void;
   /** Queue leaf invalidation of one entry of size `granule`. */
   tlbAddPage?(gather: IotlbGather, iova: number, granule: number, cookie: C): void;
+  /**
+   * iotlb_sync: complete the invalidations gathered in `gather`. Called by
+   * `pt.iotlbSync(gather)`, which then marks the gather's flush token done.
+   */
+  tlbSync?(gather: IotlbGather, cookie: C): void;
+  /**
+   * The flush regime. `true` when `tlbFlushWalk`/`tlbFlushAll` do NOT complete the
+   * invalidation (Panthor's are no-ops; the flush completes at `tlbSync`): tables are then
+   * freed under the gather's pending token, and may be reused only after
+   * `pt.iotlbSync(gather)`. Default `false` (arm-smmu: the walk flush is synchronous).
+   */
+  readonly deferred?: boolean;
 }
 
 /**
@@ -31,7 +43,8 @@ export interface DmaOps {
 
 /** The kernel's raw `cfg.alloc` / `cfg.free` hooks, with the cookie of `alloc_io_pgtable_ops`. */
 export type AllocHook<C = unknown> = (cookie: C, size: number, ctx: AllocCtx) => Paddr | null;
-export type FreeHook<C = unknown> = (cookie: C, paddr: Paddr, size: number) => void;
+/** `ctx` says what was freed and under which flush (contract v2). */
+export type FreeHook<C = unknown> = (cookie: C, paddr: Paddr, size: number, ctx: FreeCtx) => void;
 
 /** `kernel` reproduces Linux exactly, warts included; `strict` adds the iommu core's checks. */
 export type Mode = 'kernel' | 'strict';

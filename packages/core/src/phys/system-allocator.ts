@@ -69,6 +69,7 @@ export function createSystemAllocator(opts: SystemAllocatorOptions = {}): System
     minSize: 64,
     maxSize: 1 << 20,
     defersFree: false,
+    reuse: 'immediate',
     zeroes: 'on-alloc',
     mayFail: opts.failWhen !== undefined,
   });

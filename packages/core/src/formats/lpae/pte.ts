@@ -90,7 +90,7 @@ export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTem
  */
 export function paddrToPteLo(pa: number): number {
   const lo = pa % TWO_32;
-  const fold = Math.floor(pa / 2 ** 48) & 0xf;
+  const fold = Math.floor(pa / 2 ** 48) & 0x1f;
   return ((lo & PTE_LO_ADDR_MASK) | (fold << 12)) >>> 0;
 }
 

@@ -4,11 +4,13 @@
  * validated and converted: `iova` in signed-64 number form (for events), `i52` its low
  * 52 bits (for indexing). Hot loops read and write 32-bit words; no BigInt, no objects.
  */
-import { AllocatorFaultError, type AllocCtx, type Paddr } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, checkAllocation, describeValue, isPaddr, type AllocCtx, type FlushToken, type FreeCtx, type MapCtx, type Paddr, type TableKind } from '@io-pgtable/allocator-api';
 import { hex, low52 } from '../../addr.js';
+import { completedToken } from '../../gather.js';
 import { IoPgtableError } from '../../errors.js';
 import type { FormatName } from '../../constants.js';
 import { Quirk } from '../../constants.js';
+import type { FlushTracker } from '../../flush.js';
 import type { IotlbGather } from '../../gather.js';
 import { levelIndex, maxEntries, tableSize, type Geometry } from '../../geometry.js';
 import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory } from '../../phys/memory.js';
@@ -39,7 +41,7 @@ export const UNMAP_ENOENT = -2;
 
 export interface EngineHooks {
   alloc(size: number, ctx: AllocCtx): Paddr | null;
-  free(paddr: Paddr, size: number): void;
+  free(paddr: Paddr, size: number, ctx: FreeCtx): void;
   /** Name used when blaming the allocator. */
   allocatorName: string;
 }
@@ -54,8 +56,13 @@ export interface EngineConfig {
   tlb: FlushOps<unknown>;
   dma: DmaOps;
   cookie: unknown;
-  /** Verify every allocation (zeroed, aligned, in range, not overlapping). */
+  /**
+   * Verify every allocation (zeroed, aligned, in range, not overlapping): strict-mode
+   * checks, none of which the kernel makes.
+   */
   checkAllocations: boolean;
+  /** Which token covers each free, and the page table's unsynced gathers. */
+  flush: FlushTracker;
   /** Tables are shared across page tables that share memory, to catch cross-table overlap. */
   registry: TableRegistry;
 }
@@ -87,25 +94,28 @@ export class LpaeEngine {
 
   // ---- table memory -------------------------------------------------------------
 
-  /** __arm_lpae_alloc_pages: allocate max(size, 64), check it, DMA-map it when non-coherent. */
-  allocPages(size: number, ctx: AllocCtx): Paddr | null {
+  /**
+   * __arm_lpae_alloc_pages: allocate max(size, 64), check it, DMA-map it when
+   * non-coherent. The allocator sees the caller's context plus what the table is.
+   */
+  allocPages(size: number, ctx: MapCtx, kind: TableKind, level: number): Paddr | null {
     const allocSize = size < 64 ? 64 : size;
-    const p = this.cfg.hooks.alloc(allocSize, ctx);
+    const p = this.cfg.hooks.alloc(allocSize, { ...ctx, kind, level });
     if (p === null || p === undefined) return null;
-    if (this.cfg.checkAllocations) this.verify(p, allocSize);
+    this.verify(p, allocSize, kind);
     if (!this.coherent) {
       const dma = this.cfg.dma.map(p, size);
       if (!(dma >= 0)) {
-        this.cfg.hooks.free(p, size);
+        this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
         return null;
       }
       if (dma !== p) {
         this.cfg.dma.unmap(dma, size);
-        this.cfg.hooks.free(p, size);
+        this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
         return null;
       }
     }
-    this.cfg.registry.add(p, allocSize);
+    if (this.cfg.checkAllocations) this.cfg.registry.add(p, allocSize);
     // Materialise the table's chunk (peek() then sees the live array) and mark its frames written.
     this.mem.touch(p, allocSize);
     this.liveTables++;
@@ -113,26 +123,34 @@ export class LpaeEngine {
     return p;
   }
 
-  private verify(p: number, allocSize: number): void {
+  /**
+   * The allocation checks. Strict mode makes all of them (allocator-api's
+   * checkAllocation); the kernel makes none, so kernel mode only refuses what the model
+   * cannot represent: a value that is not a physical address, and a PGD (the one table
+   * written at its own address, not at a descriptor's) that is not 8-byte aligned or
+   * crosses a 1 MiB storage chunk.
+   */
+  private verify(p: unknown, allocSize: number, kind: TableKind): void {
     const name = this.cfg.hooks.allocatorName;
-    const fault = (rule: 'aligned' | 'in-range' | 'no-overlap' | 'zeroed', msg: string): never => {
-      throw new AllocatorFaultError(name, rule, msg, p);
-    };
-    if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < 0) fault('in-range', `returned ${String(p)}, not a physical address`);
-    if (p % allocSize !== 0) fault('aligned', `returned ${hex(p)} for a ${allocSize}-byte table, not aligned to its size`);
-    if (p + allocSize > 2 ** this.g.oas) fault('in-range', `returned ${hex(p)}, outside the ${this.g.oas}-bit output address space`);
-    if (this.cfg.registry.overlaps(p, allocSize)) fault('no-overlap', `returned ${hex(p)} (${allocSize} bytes), which overlaps a live page table`);
-    if (!this.mem.isZero(p, allocSize)) fault('zeroed', `returned ${hex(p)} (${allocSize} bytes) with non-zero contents`);
+    if (this.cfg.checkAllocations) {
+      const bad = checkAllocation(p, allocSize, { limit: 2 ** this.g.oas, overlaps: (a, n) => this.cfg.registry.overlaps(a, n), isZero: (a, n) => this.mem.isZero(a, n) });
+      if (bad !== null) throw new AllocatorFaultError(name, bad.rule, `returned ${bad.detail}`, isPaddr(p) ? p : undefined);
+      return;
+    }
+    if (!isPaddr(p)) throw new AllocatorFaultError(name, 'in-range', `returned ${describeValue(p)}, which is not a physical address`);
+    if (kind === 'pgd' && (p % 8 !== 0 || Math.floor(p / CHUNK_BYTES) !== Math.floor((p + allocSize - 1) / CHUNK_BYTES))) {
+      throw new AllocatorFaultError(name, 'aligned', `returned ${hex(p)} for the ${allocSize}-byte PGD: a PGD that is not 8-byte aligned or crosses a 1 MiB boundary cannot be modelled`, p);
+    }
   }
 
   /** __arm_lpae_free_pages: DMA-unmap when non-coherent, then the free hook with the real size. */
-  freePages(p: Paddr, size: number): void {
+  freePages(p: Paddr, size: number, level: number, flush: FlushToken): void {
     if (!this.coherent) this.cfg.dma.unmap(p, size);
     const allocSize = size < 64 ? 64 : size;
-    this.cfg.registry.remove(p, allocSize);
+    if (this.cfg.checkAllocations) this.cfg.registry.remove(p, allocSize);
     this.liveTables--;
     this.liveBytes -= allocSize;
-    this.cfg.hooks.free(p, size);
+    this.cfg.hooks.free(p, size, { kind: level === this.g.startLevel ? 'pgd' : 'table', level, flush });
   }
 
   private sync(table: Paddr, idx: number, count: number): void {
@@ -143,8 +161,8 @@ export class LpaeEngine {
     this.mem.guard?.check('write', table + idx * 8, count * 8, 'pgtable');
   }
 
-  /** Post-order teardown of the table at `level` (children before parent). */
-  freeTable(level: number, table: Paddr): void {
+  /** Post-order teardown of the table at `level` (children before parent), under `flush`. */
+  freeTable(level: number, table: Paddr, flush: FlushToken): void {
     const size = tableSize(this.g, level);
     if (level < 3) {
       const w = this.mem.peek(table);
@@ -154,10 +172,10 @@ export class LpaeEngine {
         const lo = w[base + 2 * i]!;
         const hi = w[base + 2 * i + 1]!;
         if ((lo === 0 && hi === 0) || this.isLeafLo(lo, level)) continue;
-        this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule));
+        this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule), flush);
       }
     }
-    this.freePages(table, size);
+    this.freePages(table, size, level, flush);
   }
 
   isLeafLo(lo: number, level: number): boolean {
@@ -171,7 +189,7 @@ export class LpaeEngine {
    * __arm_lpae_map from the PGD. Returns 0 or a negative errno; adds to `this.mapped`.
    * Leaf attributes come pre-computed as a template (arm_lpae_prot_to_pte).
    */
-  map(iova: number, i52: number, pa: number, pgsize: number, pgcount: number, tLo: number, tHi: number, ctx: AllocCtx, strict: boolean): number {
+  map(iova: number, i52: number, pa: number, pgsize: number, pgcount: number, tLo: number, tHi: number, ctx: MapCtx, strict: boolean): number {
     const g = this.g;
     const mem = this.mem;
     let level = g.startLevel;
@@ -191,7 +209,7 @@ export class LpaeEngine {
       let lo = w[slot]!;
       let hi = w[slot + 1]!;
       if (lo === 0 && hi === 0) {
-        const child = this.allocPages(g.granule, ctx);
+        const child = this.allocPages(g.granule, ctx, 'table', level + 1);
         if (child === null) return E_NOMEM;
         // arm_lpae_install_table: the slot is still empty (operations are serialised).
         lo = (paddrToPteLo(child) | PTE_TYPE_TABLE) >>> 0;
@@ -205,6 +223,10 @@ export class LpaeEngine {
           hi = (hi | PTE_HI_SW_SYNC) >>> 0;
           w2[slot + 1] = hi;
         }
+        // The kernel walks on through the descriptor, so a table the allocator placed off
+        // its granule (kernel mode) is used at the encoded address: declare that one written.
+        const used = pteToPaddr(lo, hi, g.granule);
+        if (used !== child) mem.touch(used, g.granule);
       } else if (!this.coherent && !(hi & PTE_HI_SW_SYNC)) {
         this.sync(table, idx, 1);
       }
@@ -326,6 +348,7 @@ export class LpaeEngine {
         let n = Math.min(pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, strict);
         let i = 0;
+        let flush: FlushToken | null = null;
         for (; i < n; i++) {
           const lo = w[base + 2 * (idx + i)]!;
           const hi = w[base + 2 * (idx + i) + 1]!;
@@ -333,7 +356,8 @@ export class LpaeEngine {
           if (!this.isLeafLo(lo, level)) {
             this.clear(table, idx + i, 1);
             this.cfg.tlb.tlbFlushWalk?.(iova + i * bs, bs, g.granule, cookie);
-            this.freeTable(level + 1, pteToPaddr(lo, hi, g.granule));
+            flush ??= this.cfg.flush.tokenFor(gather);
+            this.freeTable(level + 1, pteToPaddr(lo, hi, g.granule), flush);
           }
         }
         this.clear(table, idx, i);
@@ -478,9 +502,9 @@ export class LpaeEngine {
     return E_OK;
   }
 
-  /** Teardown: tlb_flush_all, then free every table post-order, PGD last. */
-  destroy(): void {
+  /** Teardown: tlb_flush_all, then free every table post-order, PGD last, under `gather`'s flush. */
+  destroy(gather: IotlbGather | null): void {
     this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
-    this.freeTable(this.g.startLevel, this.pgd);
+    this.freeTable(this.g.startLevel, this.pgd, this.cfg.flush.tokenFor(gather));
   }
 }
