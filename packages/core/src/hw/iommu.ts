@@ -58,6 +58,13 @@ export interface FlushBehaviour {
   readonly flushWalk?: boolean;
   /** `tlbAddPage` queues a leaf invalidation completed by {@link Iommu.iotlbSync} (default true). */
   readonly addPage?: boolean;
+  /**
+   * The deferred regime (Panthor): the ops declare `deferred: true`, and `tlbSync` (what
+   * `pt.iotlbSync(gather)` runs) is where the driver's real flush happens: it invalidates
+   * the whole context, TLB and walk cache. Pair with `flushAll: false, flushWalk: false`.
+   * Default false: `tlbSync` completes the queued leaf invalidations only.
+   */
+  readonly deferred?: boolean;
 }
 
 /** Result of a device access. */
@@ -251,7 +258,14 @@ export class Iommu {
     const all = behaviour.flushAll ?? true;
     const walkRange = behaviour.flushWalk ?? true;
     const page = behaviour.addPage ?? true;
+    const deferred = behaviour.deferred ?? false;
     return {
+      deferred,
+      tlbSync: (gather: IotlbGather, cookie: C) => {
+        driver.tlbSync?.(gather, cookie);
+        this.iotlbSync(gather);
+        if (deferred) this.invalidateAll();
+      },
       tlbFlushAll: (cookie: C) => {
         this.counters.flushAll++;
         driver.tlbFlushAll?.(cookie);
