@@ -32,13 +32,18 @@ conf_version=$(node -p "require('./packages/conformance/package.json').version")
 
 mkdir -p "$dir/src" "$dir/test"
 
-NAME="$name" DESC="$desc" API="^$api_version" CORE="^$core_version" CONF="^$conf_version" node -e '
+DIR="$dir" NAME="$name" DESC="$desc" API="^$api_version" CORE="^$core_version" CONF="^$conf_version" node -e '
 const { NAME, DESC, API, CORE, CONF } = process.env;
 const pkg = {
   name: NAME,
   version: "0.1.0",
   description: DESC,
   license: "MIT",
+  author: "The io-pgtable authors",
+  repository: { type: "git", url: "git+https://github.com/io-pgtable/io-pgtable.git", directory: process.env.DIR },
+  homepage: `https://github.com/io-pgtable/io-pgtable/tree/main/${process.env.DIR}#readme`,
+  bugs: { url: "https://github.com/io-pgtable/io-pgtable/issues" },
+  keywords: ["iommu", "io-pgtable", "page-table", "allocator", "plugin"],
   type: "module",
   sideEffects: false,
   engines: { node: ">=20.19" },
@@ -62,10 +67,14 @@ const pkg = {
   dependencies: { "@io-pgtable/allocator-api": API },
   devDependencies: { "@io-pgtable/conformance": CONF, "@io-pgtable/core": CORE },
   publishConfig: { access: "public" },
-  keywords: ["iommu", "io-pgtable", "page-table", "allocator"],
 };
 process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");
 ' > "$dir/package.json"
+
+# npm puts a package's own LICENSE into its tarball (the smoke test checks it matches the root one).
+cp LICENSE "$dir/LICENSE"
+# Its first release: 1.0.0 and an "Initial release." changelog (CONTRIBUTING.md, "Releases").
+printf -- '---\n"%s": major\n---\n\nInitial release. %s\n' "$name" "$desc" > ".changeset/initial-release-$base.md"
 
 depth=$(echo "$dir" | awk -F/ '{ s = ""; for (i = 1; i <= NF; i++) s = s "../"; print s }')
 
@@ -159,4 +168,4 @@ echo "Created $dir ($name, exports $fn). Next:"
 echo "  npm install                      # link the new workspace, update package-lock.json"
 echo "  npx nx run $name:test            # the conformance suite against the pass-through plugin"
 echo "  npx nx run $name:lint:pkg        # publint --strict + attw --pack"
-echo "  npx changeset                    # a changeset for its first release"
+echo "  edit .changeset/initial-release-$base.md   # what the first release provides"

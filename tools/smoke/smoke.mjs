@@ -16,8 +16,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkReleasePlan } from './lib/release-plan.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
@@ -82,11 +83,29 @@ function checkNxDependencies(packages) {
   }
 }
 
-/** Every file that `files`/exports promise must be in the tarball, and nothing from test/ or src/. */
-function checkTarballContents(pack, pkg) {
+const REPOSITORY = 'git+https://github.com/io-pgtable/io-pgtable.git';
+
+/** The metadata a registry page and `npm bugs`/`npm repo` need, pointing at this package's directory. */
+function checkMetadata(pkg, ws) {
+  const problems = [];
+  if (pkg.repository?.type !== 'git' || pkg.repository?.url !== REPOSITORY) problems.push(`repository must be { type: 'git', url: '${REPOSITORY}', ... }`);
+  if (pkg.repository?.directory !== ws) problems.push(`repository.directory must be '${ws}'`);
+  if (typeof pkg.homepage !== 'string' || !pkg.homepage.includes(ws)) problems.push(`homepage must point at ${ws}`);
+  if (typeof pkg.bugs?.url !== 'string') problems.push('bugs.url is missing');
+  if (!Array.isArray(pkg.keywords) || pkg.keywords.length === 0) problems.push('keywords are missing');
+  if (pkg.license !== 'MIT') problems.push(`license is ${pkg.license}, want MIT`);
+  if (problems.length) fail(`${pkg.name} package.json: ${problems.join('; ')}`);
+}
+
+/**
+ * Every file that `files`/exports promise must be in the tarball, with the package's LICENSE
+ * (identical to the repository's) and README, and nothing from test/ or src/, and no source
+ * maps (the build emits none: tools/tsup.base.ts).
+ */
+function checkTarballContents(pack, pkg, dir) {
   const files = new Set(pack.files.map((f) => f.path));
   const problems = [];
-  const wanted = new Set(['package.json', 'README.md']);
+  const wanted = new Set(['package.json', 'README.md', 'LICENSE']);
   const collect = (node) => {
     if (typeof node === 'string') wanted.add(node.replace(/^\.\//, ''));
     else if (node && typeof node === 'object') Object.values(node).forEach(collect);
@@ -95,6 +114,10 @@ function checkTarballContents(pack, pkg) {
   collect(pkg.bin);
   for (const f of wanted) if (!files.has(f)) problems.push(`missing ${f}`);
   for (const f of files) if (/^(test|src|bench)\//.test(f) || f.endsWith('.tsbuildinfo')) problems.push(`ships ${f}`);
+  for (const f of files) if (f.endsWith('.map')) problems.push(`ships a source map (${f})`);
+  if (existsSync(join(dir, 'LICENSE')) && readFileSync(join(dir, 'LICENSE'), 'utf8') !== readFileSync(join(repoRoot, 'LICENSE'), 'utf8')) {
+    problems.push(`${relative(repoRoot, dir)}/LICENSE differs from the repository's LICENSE`);
+  }
   if (problems.length) fail(`${pkg.name} tarball: ${problems.join('; ')}`);
 }
 
@@ -161,13 +184,22 @@ function main() {
       run('npm', ['pack', '--json', '--silent', '--pack-destination', tarballDir, ...workspaceArgs], repoRoot, { capture: true }),
     );
     const tarballs = [];
+    const sizes = [];
     for (const p of packages) {
       const pack = packs.find((x) => x.name === p.pkg.name);
       if (!pack) fail(`npm pack produced nothing for ${p.pkg.name}`);
-      checkTarballContents(pack, p.pkg);
+      checkMetadata(p.pkg, p.ws);
+      checkTarballContents(pack, p.pkg, p.dir);
       tarballs.push(join(tarballDir, pack.filename));
-      console.log(`   ${pack.filename.padEnd(40)} ${String(pack.entryCount).padStart(3)} files ${(pack.size / 1024).toFixed(1).padStart(6)} KiB`);
+      sizes.push(`| \`${p.pkg.name}\` | ${(pack.size / 1024).toFixed(1)} KiB | ${(pack.unpackedSize / 1024).toFixed(1)} KiB | ${pack.entryCount} |`);
     }
+    console.log('   every tarball has LICENSE and README, no source maps, no src/ or test/; package.json metadata complete');
+    console.log('   sizes for the README package table (packed, unpacked, files):');
+    for (const row of sizes) console.log(`   ${row}`);
+
+    step('What `changeset version` would release (in a scratch copy)');
+    for (const line of checkReleasePlan({ repoRoot, scratch: join(tmp, 'release-plan'), run, fail })) console.log(`   ${line}`);
+    console.log('   private packages: not versioned');
 
     step(`Install the tarballs into a scratch copy of examples/counting-allocator (${scratch})`);
     cpSync(exampleDir, scratch, { recursive: true, filter: (src) => !src.includes(`${sep}node_modules`) });

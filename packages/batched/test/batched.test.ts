@@ -275,7 +275,7 @@ describe('withBatching: under a page table', () => {
   it('map/unmap churn: tables come N per backing call and everything returns at teardown', () => {
     const t = traced();
     const a = withBatching(t.allocator, { batch: 16 });
-    const pt = createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: SZ_4K | SZ_2M | SZ_1G, ias: 48, oas: 48 }, { allocator: a });
+    const pt = createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: SZ_4K | SZ_2M | SZ_1G, ias: 48, oas: 48 }, { allocator: a, tlb: { deferred: true } });
     for (let round = 0; round < 8; round++) {
       const iova = (round + 1) * SZ_1G;
       expect(pt.mapPages(iova, 0x1_0000_0000, SZ_4K, 4, ['read'])).toMatchObject({ mapped: 4 * SZ_4K });

@@ -228,6 +228,8 @@ describe('the deferred regime: frees under the gather token, completed by iotlbS
     expect(b.pt.isFreed).toBe(false);
     a.pt.iotlbSync(gather);
     expect(b.pt.unmapPages(0, 0x4000_0000, 1, gather)).toEqual({ unmapped: 0x4000_0000 });
+    b.pt.iotlbSync(gather);
+    expect(b.pt.unsyncedGathers).toBe(0);
   });
   it('tokens are read-only for allocators and their ids increase', () => {
     const t1 = new IotlbGather().token;

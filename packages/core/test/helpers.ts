@@ -1,10 +1,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PUBLIC_VECTORS } from '@io-pgtable/vectors';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The shared reference vectors live beside the repository: <repo>/../shared/vectors. */
-export const VECTORS_DIR = resolve(here, '../../../../shared/vectors/public');
+/** The kernel-generated reference vectors, checked in as @io-pgtable/vectors. */
+export const VECTORS_DIR = PUBLIC_VECTORS;
 
 export interface Vector {
   name: string;

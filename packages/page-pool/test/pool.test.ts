@@ -379,7 +379,7 @@ describe('withPagePool: under a page table', () => {
   it('map/unmap churn recycles tables only after the flush and tears down to zero', () => {
     const b = spyBacking();
     const pool = withPagePool(b, { highWatermark: 8 });
-    const pt = createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: SZ_4K | SZ_2M | SZ_1G, ias: 48, oas: 48 }, { allocator: pool });
+    const pt = createPageTable('ARM_64_LPAE_S1', { pgsizeBitmap: SZ_4K | SZ_2M | SZ_1G, ias: 48, oas: 48 }, { allocator: pool, tlb: { deferred: true } });
     for (let round = 0; round < 4; round++) {
       const iova = (round + 1) * SZ_1G;
       expect(pt.mapPages(iova, 0x1_0000_0000, SZ_4K, 2, ['read', 'write'])).toMatchObject({ mapped: 2 * SZ_4K });

@@ -10,7 +10,7 @@ const RUN = { mayBlock: false, phase: 'run' } as const;
 function setup(freePolicy: FreePolicy = 'backing') {
   const backing = createSystemAllocator();
   const allocator = withReservation(backing, { freePolicy });
-  const pt = createPageTable('ARM_64_LPAE_S1', CFG, { allocator });
+  const pt = createPageTable('ARM_64_LPAE_S1', CFG, { allocator, tlb: { deferred: true } });
   return { backing, allocator, pt };
 }
 

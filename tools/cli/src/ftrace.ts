@@ -1,6 +1,6 @@
 /**
  * Convert the kernel's `iommu:map` / `iommu:unmap` tracepoint output into our trace
- * format (shared/vectors/FORMAT.md).
+ * format (packages/vectors/FORMAT.md).
  *
  * The tracepoints fire once per iommu_map()/iommu_unmap() call with the whole range;
  * io-pgtable sees that range as a loop of map_pages/unmap_pages calls whose page size

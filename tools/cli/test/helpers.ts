@@ -3,12 +3,13 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PUBLIC_VECTORS } from '@io-pgtable/vectors';
 
 export const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_ROOT = resolve(CLI_ROOT, '../..');
 export const BIN = join(CLI_ROOT, 'dist/bin.js');
-/** The kernel-generated reference vectors, beside the repository (never produced by our code). */
-export const VECTORS = resolve(REPO_ROOT, '../shared/vectors/public');
+/** The kernel-generated reference vectors (never produced by our code), checked in as @io-pgtable/vectors. */
+export const VECTORS = PUBLIC_VECTORS;
 
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build the CLI first (npx nx run @io-pgtable/cli:build)`);
 

@@ -1,5 +1,5 @@
 /**
- * Concrete commands as a trace in the reference-vector format (shared/vectors/FORMAT.md),
+ * Concrete commands as a trace in the reference-vector format (packages/vectors/FORMAT.md),
  * and back. The format has map, unmap, iova_to_phys and free; dirty reads and device
  * accesses have no line of their own and are left out (listed separately by the caller).
  */

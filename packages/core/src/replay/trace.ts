@@ -1,5 +1,5 @@
 /**
- * The reference-vector trace format (shared/vectors/FORMAT.md): parsing with line
+ * The reference-vector trace format (packages/vectors/FORMAT.md): parsing with line
  * numbers in every error. Integers may be hex strings, decimal strings or JSON numbers;
  * all are unsigned 64-bit.
  */

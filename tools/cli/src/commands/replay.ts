@@ -1,5 +1,5 @@
 /**
- * `io-pgtable replay`: run reference traces (shared/vectors/FORMAT.md) through the core
+ * `io-pgtable replay`: run reference traces (packages/vectors/FORMAT.md) through the core
  * in kernel mode, exactly as the kernel oracle did, and write or check the result lines.
  */
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -103,16 +103,16 @@ export const replayCommand: Command = {
   summary: 'replay kernel reference traces and write or check the result lines',
   usage: ['< NAME.trace.jsonl', 'FILE', '--out-dir DIR FILE|DIR...', '--check FILE|DIR...'],
   description: `Each trace runs exactly as the kernel oracle ran it (kernel mode, bump allocator, every
-TLB/DMA call an event); output follows shared/vectors/FORMAT.md. A directory argument
+TLB/DMA call an event); output follows packages/vectors/FORMAT.md. A directory argument
 stands for its *.trace.jsonl files. --check compares with NAME.expected.jsonl beside each
 trace (line by line, as parsed JSON) and prints the first differing line.
 A malformed trace prints {"error":"bad-trace: FILE:LINE: ..."} and exits with status 2.
 Exit status: 0 all good, 1 a check failed, 2 bad input.
 
 Examples:
-  io-pgtable replay < ../shared/vectors/public/000_sanity_4k_48_48.trace.jsonl
-  io-pgtable replay --check ../shared/vectors/public
-  io-pgtable replay --out-dir out ../shared/vectors/public/*.trace.jsonl`,
+  io-pgtable replay < packages/vectors/public/000_sanity_4k_48_48.trace.jsonl
+  io-pgtable replay --check packages/vectors/public
+  io-pgtable replay --out-dir out packages/vectors/public/*.trace.jsonl`,
   options: {
     'out-dir': { type: 'string', arg: 'DIR', help: 'write DIR/<name>.result.jsonl for each <name>.trace.jsonl' },
     check: { type: 'boolean', help: 'compare with <name>.expected.jsonl beside each trace' },
