@@ -416,7 +416,9 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       pageBytes.set(paddr, allocated);
       freed.add(paddr);
       if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
-      if (isFlushed(ctx)) settle(paddr, allocated, ctx);
+      // A table freed during a run waits for the next flushDone even when its flush is
+      // done: a job never consumes more hand-outs than it reserved.
+      if (isFlushed(ctx) && active === null) settle(paddr, allocated, ctx);
       else pending.add(paddr, allocated, ctx);
     },
     flushDone(token?: FlushToken): void {

@@ -3,11 +3,15 @@ import {
   AllocatorMisuseError,
   BLOCKING_CTX,
   EMPTY_STATS,
+  PendingFrees,
   allocSizeFor,
+  isFlushed,
   definePlugin,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorStats,
+  type FlushToken,
+  type FreeCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -143,7 +147,7 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   const blockSize = new Map<Paddr, number>();
   const where = new Map<Paddr, number>();
   const pool = new Map<number, Paddr[]>();
-  let pending: Paddr[] = [];
+  const pending = new PendingFrees();
   let dirty: Paddr[] = [];
   // Bytes and blocks in each place, indexed by LIVE..QUARANTINED.
   const bytes = [0, 0, 0, 0, 0];
@@ -232,11 +236,12 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   }
 
   /** Take up to `count` blocks from `inner`, zero and clean them, assign them in one call. */
-  function assignBatch(block: number, count: number): number {
+  function assignBatch(block: number, count: number, ctx: AllocCtx = BLOCKING_CTX): number {
     const got: Paddr[] = [];
     for (let i = 0; i < count; i++) {
       backingCalls++;
-      const p = inner.alloc(block, BLOCKING_CTX);
+      // The ctx of the request served (a reservation below reads its kind), else a blocking one.
+      const p = inner.alloc(block, ctx);
       if (p === null) break;
       blockSize.set(p, block);
       held += block;
@@ -332,8 +337,22 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
     return p;
   }
 
+  /** A freed block whose covering flush completed: zeroed into the VMID's pool (share) or queued for reclaim (donate). */
+  function flushed(p: Paddr): void {
+    if (mode === 'share') {
+      const b = blockSize.get(p)!;
+      memory.zero(p, b);
+      memory.clean(p, b);
+      move(p, POOL);
+      poolList(b).push(p);
+    } else {
+      move(p, DIRTY);
+      dirty.push(p);
+    }
+  }
+
   const base = definePlugin(inner, {
-    caps: { name, minSize: 64, defersFree: true, zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true },
+    caps: { name, minSize: 64, defersFree: true, reuse: 'after-flush', zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       if (!isPowerOfTwo(size) || size < 64 || size > inner.caps.maxSize) {
         throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${inner.caps.maxSize}]`);
@@ -350,10 +369,10 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         return null;
       }
       const perCall = Math.max(1, Math.floor((batch * pageSize) / block));
-      if (assignBatch(block, perCall) === 0) return null;
+      if (assignBatch(block, perCall, ctx) === 0) return null;
       return handOut(block);
     },
-    free(paddr: Paddr, size: number): void {
+    free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       const state = where.get(paddr);
       if (state !== LIVE) {
         const rule = state === undefined ? 'foreign-free' : 'double-free';
@@ -364,23 +383,12 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${size}, but the block is ${block} bytes`, paddr);
       }
       move(paddr, PENDING);
-      pending.push(paddr);
+      // Shared pending list (allocator-api): released by the flush that covers the free.
+      if (isFlushed(ctx)) flushed(paddr);
+      else pending.add(paddr, block, ctx);
     },
-    flushDone(): void {
-      const done = pending;
-      pending = [];
-      for (const p of done) {
-        if (mode === 'share') {
-          const b = blockSize.get(p)!;
-          memory.zero(p, b);
-          memory.clean(p, b);
-          move(p, POOL);
-          poolList(b).push(p);
-        } else {
-          move(p, DIRTY);
-          dirty.push(p);
-        }
-      }
+    flushDone(token?: FlushToken): void {
+      pending.release(token, flushed);
       if (opts.reclaimOnFlush === true) unassign(takeExcess(poolTarget));
     },
     stats(): AllocatorStats {
