@@ -1,7 +1,7 @@
 export * from './constants.js';
 export { alignDown, alignUp, hex, iovaToNumber, iovaToU64, isAligned, low52 } from './addr.js';
 export { makeGeometry, levelIndex, maxEntries, tableSize, type Geometry } from './geometry.js';
-export { PhysMemory, CHUNK_BYTES, type AccessGuard, type AccessKind, type Accessor } from './phys/memory.js';
+export { PhysMemory, CHUNK_BYTES, type AccessGuard, type AccessKind, type Accessor, type HostAccessor } from './phys/memory.js';
 export { TableRegistry } from './phys/registry.js';
 export { createSystemAllocator, type SystemAllocator, type SystemAllocatorOptions } from './phys/system-allocator.js';
 export { createBumpAllocator, type BumpAllocator, type BumpAllocatorOptions, type BumpEvent } from './phys/bump-allocator.js';

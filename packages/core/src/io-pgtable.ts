@@ -331,7 +331,7 @@ export class PageTable<C = unknown> {
     return this.engine.pgd;
   }
   get memory(): PhysMemory {
-    return this.engine.mem;
+    return this.engine.cfg.memory;
   }
   get isFreed(): boolean {
     return this.freed;

@@ -1,6 +1,7 @@
 import { AllocatorMisuseError, BLOCKING_CTX, assertAccounting } from '@io-pgtable/allocator-api';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_BYTES, PhysMemory, TableRegistry, createBumpAllocator, createSystemAllocator } from '../src/index.js';
+import { storeOf } from '../src/phys/memory.js';
 
 describe('PhysMemory', () => {
   it('is sparse: a 52-bit address costs one chunk only when written', () => {
@@ -24,10 +25,10 @@ describe('PhysMemory', () => {
     const m = new PhysMemory();
     m.touch(0x10_0000, 0x4000);
     expect(m.isZero(0x10_0000, 0x4000)).toBe(true);
-    m.chunk(0x10_2000)[PhysMemory.wordIndex(0x10_2ff8)] = 7; // inside the frame asked for
+    storeOf(m).chunk(0x10_2000)[PhysMemory.wordIndex(0x10_2ff8)] = 7; // inside the frame asked for
     expect(m.isZero(0x10_0000, 0x4000)).toBe(false);
     expect(m.isZero(0x10_0000, 0x2000)).toBe(true);
-    const c = m.chunk(0x10_0000);
+    const c = storeOf(m).chunk(0x10_0000);
     c[PhysMemory.wordIndex(0x10_3000)] = 1; // a touched frame, written through another frame's array
     expect(m.isZero(0x10_3000, 0x1000)).toBe(false);
   });

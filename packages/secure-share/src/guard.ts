@@ -2,39 +2,21 @@ import { AllocatorMisuseError } from '@io-pgtable/allocator-api';
 import type { AccessGuard, AccessKind, Accessor } from '@io-pgtable/core';
 import { ScmPerm, type ScmMock } from './scm-mock.js';
 
-/** Anything with core's single guard slot (`PhysMemory.guard`). */
-export interface GuardSlot {
-  guard: AccessGuard | null;
-}
-
-/** Runs several guards in installation order; the first that throws wins. */
-class GuardChain implements AccessGuard {
-  readonly guards: AccessGuard[] = [];
-  check(kind: AccessKind, paddr: number, size: number, who: Accessor): void {
-    const gs = this.guards;
-    for (let i = 0; i < gs.length; i++) gs[i]!.check(kind, paddr, size, who);
-  }
+/**
+ * A memory that takes guards for good: core's `PhysMemory.addGuard`, which returns the
+ * only function that removes the guard again.
+ */
+export interface GuardHost {
+  addGuard(guard: AccessGuard): () => void;
 }
 
 /**
- * Add `guard` to the memory's guard slot without displacing one already there: core has
- * one slot, and access control must compose with test probes and other models. Returns
- * a function that removes exactly this guard again.
+ * Add `guard` to the memory's guards without displacing any other (core's open
+ * `memory.guard` slot, probes, other models). Returns the function that removes exactly
+ * this guard; nothing else can.
  */
-export function installGuard(slot: GuardSlot, guard: AccessGuard): () => void {
-  let chain: GuardChain;
-  if (slot.guard instanceof GuardChain) {
-    chain = slot.guard;
-  } else {
-    chain = new GuardChain();
-    if (slot.guard !== null) chain.guards.push(slot.guard);
-    slot.guard = chain;
-  }
-  chain.guards.push(guard);
-  return () => {
-    const i = chain.guards.indexOf(guard);
-    if (i >= 0) chain.guards.splice(i, 1);
-  };
+export function installGuard(memory: GuardHost, guard: AccessGuard): () => void {
+  return memory.addGuard(guard);
 }
 
 /** One CPU access that the host's permissions did not allow. */
@@ -49,7 +31,7 @@ export interface AccessViolation {
   readonly hlosPerm: number;
 }
 
-/** A CPU write, zeroing or cache maintenance hit a page the host may not touch that way. */
+/** A CPU write, zeroing, cache maintenance, read or release hit a page the host may not touch that way. */
 export class AccessViolationError extends AllocatorMisuseError {
   constructor(
     source: string,
@@ -64,53 +46,86 @@ export class AccessViolationError extends AllocatorMisuseError {
   }
 }
 
-/** The access-control model attached to one memory for one monitor. */
-export interface AccessControl extends AccessGuard {
-  /** Every violation so far, oldest first. */
+/** What anyone may see of the access control on one memory for one monitor: its findings. */
+export interface AccessControl {
+  /** Every violation so far, oldest first (a copy: the log cannot be edited). */
   readonly violations: readonly AccessViolation[];
-  /** Remove the guard from the memory. */
+}
+
+/** One attachment of access control: its own detach capability and the shared findings. */
+export interface AccessControlHandle {
+  readonly control: AccessControl;
+  /**
+   * Drop this attachment. The guard leaves the memory only when every attachment to the
+   * (memory, monitor) pair has been dropped, so a caller can never detach the access
+   * control someone else (a secure-share allocator) relies on.
+   */
   detach(): void;
 }
 
-/** Writes and zeroing need WRITE; cache maintenance and reads need the page mapped (READ). */
+/**
+ * Writes and zeroing need WRITE; cache maintenance and reads need the page mapped (READ);
+ * handing a page back for reuse (`release`) needs the host to own it outright (RWX).
+ */
 function needFor(kind: AccessKind): number {
-  return kind === 'write' || kind === 'zero' ? ScmPerm.WRITE : ScmPerm.READ;
+  if (kind === 'write' || kind === 'zero') return ScmPerm.WRITE;
+  if (kind === 'release') return ScmPerm.RWX;
+  return ScmPerm.READ;
 }
 
-const attached = new WeakMap<GuardSlot, Map<ScmMock, AccessControl>>();
+interface Attached {
+  readonly control: AccessControl;
+  refs: number;
+  remove: () => void;
+}
+
+const attached = new WeakMap<GuardHost, Map<ScmMock, Attached>>();
 
 /**
  * Make CPU accesses to `memory` obey the host's permissions in `scm`: every write, zero,
- * cache clean or read by the page-table code or an allocator that the page's HLOS
- * permissions forbid is logged and thrown as {@link AccessViolationError} (rule
- * `access-violation`) before memory changes. Device (IOMMU) accesses are not CPU
- * accesses and are not checked. Idempotent per (memory, scm) pair.
+ * cache clean, read or release by the page-table code or an allocator that the page's
+ * HLOS permissions forbid is logged and thrown as {@link AccessViolationError} (rule
+ * `access-violation`) before memory changes. Device (IOMMU) accesses are the VM's, not
+ * the host's, and are not checked. One guard per (memory, monitor) pair, shared by every
+ * attachment; each caller gets its own handle and can drop only its own attachment.
  */
-export function attachAccessControl(memory: GuardSlot, scm: ScmMock): AccessControl {
+export function attachAccessControl(memory: GuardHost, scm: ScmMock): AccessControlHandle {
   let perScm = attached.get(memory);
   if (perScm === undefined) attached.set(memory, (perScm = new Map()));
-  const existing = perScm.get(scm);
-  if (existing !== undefined) return existing;
-
-  const violations: AccessViolation[] = [];
-  let remove: (() => void) | null = null;
-  const control: AccessControl = {
-    violations,
-    check(kind, paddr, size, who) {
-      if (who === 'device') return;
-      const page = scm.firstDenied(paddr, size, needFor(kind));
-      if (page < 0) return;
-      const v: AccessViolation = Object.freeze({ kind, paddr, size, who, page, hlosPerm: scm.stateAt(page).hlosPerm });
-      violations.push(v);
-      throw new AccessViolationError('access-control', v);
+  let a = perScm.get(scm);
+  if (a === undefined) {
+    const violations: AccessViolation[] = [];
+    const guard: AccessGuard = {
+      check(kind, paddr, size, who) {
+        if (who === 'device') return;
+        const page = scm.firstDenied(paddr, size, needFor(kind));
+        if (page < 0) return;
+        const v: AccessViolation = Object.freeze({ kind, paddr, size, who, page, hlosPerm: scm.stateAt(page).hlosPerm });
+        violations.push(v);
+        throw new AccessViolationError('access-control', v);
+      },
+    };
+    const control: AccessControl = Object.freeze({
+      get violations(): readonly AccessViolation[] {
+        return Object.freeze([...violations]);
+      },
+    });
+    const entry: Attached = { control, refs: 0, remove: memory.addGuard(guard) };
+    perScm.set(scm, entry);
+    a = entry;
+  }
+  const entry = a;
+  const map = perScm;
+  entry.refs++;
+  let dropped = false;
+  return Object.freeze({
+    control: entry.control,
+    detach(): void {
+      if (dropped) return;
+      dropped = true;
+      if (--entry.refs > 0) return;
+      entry.remove();
+      map.delete(scm);
     },
-    detach() {
-      remove?.();
-      remove = null;
-      perScm.delete(scm);
-    },
-  };
-  remove = installGuard(memory, control);
-  perScm.set(scm, control);
-  return control;
+  });
 }

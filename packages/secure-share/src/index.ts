@@ -21,7 +21,8 @@ export {
   installGuard,
   type AccessControl,
   type AccessViolation,
-  type GuardSlot,
+  type AccessControlHandle,
+  type GuardHost,
 } from './guard.js';
 export {
   withSecureShare,

@@ -15,7 +15,7 @@ import {
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
-import { attachAccessControl, type AccessControl, type GuardSlot } from './guard.js';
+import { attachAccessControl, type AccessControl, type GuardHost } from './guard.js';
 import { ScmError, ScmPerm, type PageState, type PhysRange, type ScmDestination, type ScmMock } from './scm-mock.js';
 
 /**
@@ -96,6 +96,8 @@ const PENDING = 1;
 const POOL = 2;
 const DIRTY = 3;
 const QUARANTINED = 4;
+/** Back with the host, but the inner allocator's `free` threw: kept, retried by the next drain. */
+const RETURNING = 5;
 
 /**
  * Page-table allocator whose pages are shared with `vmid` through the secure monitor.
@@ -141,17 +143,21 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   const sharedState: PageState = scm.stateFor(sharedDest);
   const hostState: PageState = scm.stateFor(hostDest);
   const memory = inner.memory;
+  // The attachment (and its detach) stays private to this allocator: no caller can lift it.
   const accessControl =
-    opts.accessControl !== false && 'guard' in memory ? attachAccessControl(memory as unknown as GuardSlot, scm) : null;
+    opts.accessControl !== false && typeof (memory as Partial<GuardHost>).addGuard === 'function'
+      ? attachAccessControl(memory as unknown as GuardHost, scm).control
+      : null;
 
   const blockSize = new Map<Paddr, number>();
   const where = new Map<Paddr, number>();
   const pool = new Map<number, Paddr[]>();
   const pending = new PendingFrees();
   let dirty: Paddr[] = [];
-  // Bytes and blocks in each place, indexed by LIVE..QUARANTINED.
-  const bytes = [0, 0, 0, 0, 0];
-  const counts = [0, 0, 0, 0, 0];
+  let returning: Paddr[] = [];
+  // Bytes and blocks in each place, indexed by LIVE..RETURNING.
+  const bytes = [0, 0, 0, 0, 0, 0];
+  const counts = [0, 0, 0, 0, 0, 0];
   let held = 0;
   let backingCalls = 0;
   const s = {
@@ -189,11 +195,35 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
     where.delete(p);
     blockSize.delete(p);
   }
-  /** Give a block that the host owns alone back to `inner`. */
+  /** Give a block that the host owns alone back to `inner`; forgotten only once `inner` took it. */
   function release(p: Paddr): void {
-    const b = blockSize.get(p)!;
+    inner.free(p, blockSize.get(p)!);
     forget(p);
-    inner.free(p, b);
+  }
+  /**
+   * Release every block, past failures: a block whose `inner.free` throws stays held
+   * (RETURNING, counted as cached) and the error is collected. Returns the blocks released.
+   */
+  function releaseAll(blocks: readonly Paddr[], errors: unknown[]): number {
+    let n = 0;
+    for (const p of blocks) {
+      try {
+        release(p);
+        n++;
+      } catch (e) {
+        move(p, RETURNING);
+        returning.push(p);
+        errors.push(e);
+      }
+    }
+    return n;
+  }
+  /** Throw what a loop collected: the error itself, or all of them together. */
+  function raise(errors: readonly unknown[]): void {
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      throw new AggregateError(errors, `[iopgt] [${name}] ${errors.length} operations failed; every block is still accounted (see stats())`);
+    }
   }
   /** One monitor call; a refusal or failure comes back as the error, anything else is a bug and propagates. */
   function tryAssign(blocks: readonly Paddr[], src: bigint, dest: readonly ScmDestination[]): ScmError | null {
@@ -258,20 +288,18 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
       }
     } catch (e) {
       // Nothing was assigned yet: the pages are still the host's to give back.
-      for (const p of got) release(p);
+      releaseAll(got, []);
       throw e;
     }
     s.assignCalls++;
     const err = tryAssign(got, hostState.owners, sharedDest);
     if (err !== null) {
       s.failedAssigns++;
-      for (const p of got) {
-        if (err.stateUnknown) {
-          move(p, QUARANTINED);
-          s.quarantinedBlocks++;
-        } else {
-          release(p);
-        }
+      if (err.stateUnknown) {
+        for (const p of got) move(p, QUARANTINED);
+        s.quarantinedBlocks += got.length;
+      } else {
+        raise(releaseAll(got, []) === got.length ? [] : [new AllocatorFaultError(name, 'no-throw', `the backing allocator refused ${got.length} page(s) back after a failed assign; they stay held`)]);
       }
       return 0;
     }
@@ -280,9 +308,16 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
     return got.length;
   }
 
-  /** Reassign idle blocks to the host in calls of at most `batch` pages, then release them. */
+  /**
+   * Reassign idle blocks to the host in calls of at most `batch` pages, then release them;
+   * blocks already back with the host whose release failed before go first. Continues past
+   * a failing release and throws what failed at the end.
+   */
   function unassign(blocks: readonly Paddr[]): number {
-    let released = 0;
+    const errors: unknown[] = [];
+    const retry = returning;
+    returning = [];
+    let released = releaseAll(retry, errors);
     let i = 0;
     while (i < blocks.length) {
       const call: Paddr[] = [];
@@ -302,9 +337,9 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         continue;
       }
       s.pagesUnassigned += pages;
-      for (const p of call) release(p);
-      released += call.length;
+      released += releaseAll(call, errors);
     }
+    raise(errors);
     return released;
   }
 
@@ -338,11 +373,19 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   }
 
   /** A freed block whose covering flush completed: zeroed into the VMID's pool (share) or queued for reclaim (donate). */
-  function flushed(p: Paddr): void {
+  function flushed(p: Paddr, errors: unknown[]): void {
     if (mode === 'share') {
       const b = blockSize.get(p)!;
-      memory.zero(p, b);
-      memory.clean(p, b);
+      try {
+        memory.zero(p, b);
+        memory.clean(p, b);
+      } catch (e) {
+        // The host could not scrub it: its ownership is not what this context assigned.
+        move(p, QUARANTINED);
+        s.quarantinedBlocks++;
+        errors.push(e);
+        return;
+      }
       move(p, POOL);
       poolList(b).push(p);
     } else {
@@ -384,12 +427,20 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
       }
       move(paddr, PENDING);
       // Shared pending list (allocator-api): released by the flush that covers the free.
-      if (isFlushed(ctx)) flushed(paddr);
-      else pending.add(paddr, block, ctx);
+      if (isFlushed(ctx)) {
+        const errors: unknown[] = [];
+        flushed(paddr, errors);
+        raise(errors);
+      } else pending.add(paddr, block, ctx);
     },
     flushDone(token?: FlushToken): void {
-      pending.release(token, flushed);
-      if (opts.reclaimOnFlush === true) unassign(takeExcess(poolTarget));
+      const errors: unknown[] = [];
+      pending.release(token, (p) => flushed(p, errors));
+      try {
+        if (opts.reclaimOnFlush === true) unassign(takeExcess(poolTarget));
+      } finally {
+        raise(errors);
+      }
     },
     stats(): AllocatorStats {
       return {
@@ -397,15 +448,18 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         outstanding: held,
         live: bytes[LIVE]!,
         pendingFlush: bytes[PENDING]!,
-        cached: bytes[POOL]! + bytes[DIRTY]!,
+        cached: bytes[POOL]! + bytes[DIRTY]! + bytes[RETURNING]!,
         quarantined: bytes[QUARANTINED]!,
         liveTables: counts[LIVE]!,
         backingCalls,
       };
     },
     drain(): void {
-      unassign(takeExcess(0));
-      inner.drain?.();
+      try {
+        unassign(takeExcess(0));
+      } finally {
+        inner.drain?.();
+      }
     },
   });
 

@@ -19,10 +19,10 @@ const HLOS = vmidMask(HLOS_VMID);
 function world(dest: ScmDestination[]) {
   const memory = new PhysMemory();
   const scm = createScmMock();
-  const control = attachAccessControl(memory, scm);
+  const handle = attachAccessControl(memory, scm);
   memory.write64(BASE + 8, 0x1234n);
   scm.assign({ paddr: BASE, size: PAGE }, HLOS, dest);
-  return { memory, scm, control };
+  return { memory, scm, control: handle.control, handle };
 }
 
 function violation(fn: () => void): AccessViolationError {
@@ -34,7 +34,7 @@ function violation(fn: () => void): AccessViolationError {
 }
 
 describe('installGuard', () => {
-  it('chains with a guard already installed and removes only its own', () => {
+  it('runs with the open guard slot (after it) and removes only its own', () => {
     const memory = new PhysMemory();
     const calls: string[] = [];
     const probe = (tag: string): AccessGuard => ({ check: (kind, paddr) => calls.push(`${tag} ${kind} ${paddr}`) });
@@ -43,32 +43,41 @@ describe('installGuard', () => {
     const removeSecond = installGuard(memory, probe('second'));
     installGuard(memory, probe('third'));
     memory.zero(64, 64);
-    expect(calls).toEqual(['first zero 64', 'second zero 64', 'third zero 64']);
+    expect(calls).toEqual(['second zero 64', 'third zero 64', 'first zero 64']);
     removeSecond();
     removeSecond();
     calls.length = 0;
     memory.clean(128, 64);
-    expect(calls).toEqual(['first clean 128', 'third clean 128']);
+    expect(calls).toEqual(['third clean 128', 'first clean 128']);
+    // Clearing the open slot removes only what was set there.
+    memory.guard = null;
+    calls.length = 0;
+    memory.clean(128, 64);
+    expect(calls).toEqual(['third clean 128']);
   });
 
   it('a throwing guard stops the chain and the access', () => {
     const memory = new PhysMemory();
     memory.write64(0, 7n);
-    installGuard(memory, { check: () => { throw new Error('no'); } });
+    const remove = installGuard(memory, { check: () => { throw new Error('no'); } });
     let later = 0;
     installGuard(memory, { check: () => { later++; } });
     expect(() => memory.write64(0, 9n)).toThrow('no');
-    expect(memory.read64(0)).toBe(7n);
     expect(later).toBe(0);
+    remove();
+    expect(memory.read64(0)).toBe(7n);
   });
 });
 
 describe('attachAccessControl', () => {
-  it('is idempotent per memory and monitor', () => {
+  it('shares one control per memory and monitor, with a handle of its own for each caller', () => {
     const memory = new PhysMemory();
     const scm = createScmMock();
-    expect(attachAccessControl(memory, scm)).toBe(attachAccessControl(memory, scm));
-    expect(attachAccessControl(memory, createScmMock())).not.toBe(attachAccessControl(memory, scm));
+    const a = attachAccessControl(memory, scm);
+    const b = attachAccessControl(memory, scm);
+    expect(a.control).toBe(b.control);
+    expect(a).not.toBe(b);
+    expect(attachAccessControl(memory, createScmMock()).control).not.toBe(a.control);
   });
 
   it('share mode [HLOS: RW, VMID: R] keeps host writes, zeroing and cleaning legal', () => {
@@ -90,10 +99,11 @@ describe('attachAccessControl', () => {
     ['poisoning fill', 'write', (m) => m.fill(BASE, 64, 0xff)],
   ];
   it.each(denied)('donate mode [VMID: RW] reports a %s as an access violation before memory changes', (_w, kind, access) => {
-    const { memory, control } = world([{ vmid: VM_A, perm: ScmPerm.RW }]);
+    const { memory, control, handle } = world([{ vmid: VM_A, perm: ScmPerm.RW }]);
     const err = violation(() => access(memory));
     expect(err.violation).toMatchObject({ kind, page: BASE, hlosPerm: 0 });
     expect(control.violations).toEqual([err.violation]);
+    handle.detach(); // to read the page back
     expect(memory.read64(BASE + 8)).toBe(0x1234n);
     expect(memory.read64(BASE + 16)).toBe(0n);
     expect(memory.read64(BASE)).toBe(0n);
@@ -120,17 +130,20 @@ describe('attachAccessControl', () => {
     expect(err.violation).toMatchObject({ paddr: BASE, size: 2 * PAGE, page: BASE + PAGE });
   });
 
-  it('does not check device (IOMMU) accesses: those are not CPU accesses', () => {
+  it('does not check device (IOMMU) accesses, and a public call cannot claim to be the device', () => {
     const { memory, control } = world([{ vmid: VM_A, perm: ScmPerm.RW }]);
-    memory.write64(BASE, 5n, 'device');
-    expect(memory.read64(BASE)).toBe(5n);
+    memory.checkAccess('write', BASE, 8, 'device');
     expect(control.violations).toEqual([]);
+    expect(() => memory.write64(BASE, 5n, 'device' as never)).toThrow(TypeError);
+    expect(() => memory.fill(BASE, 64, 5, 'device' as never)).toThrow(TypeError);
+    expect(memory.isZero(BASE, 8)).toBe(true);
+    expect(memory.isZero(BASE + 16, 48)).toBe(true);
   });
 
   it('denies every CPU access to a page whose state is unknown', () => {
     const memory = new PhysMemory();
     const scm = createScmMock();
-    const control = attachAccessControl(memory, scm);
+    const { control } = attachAccessControl(memory, scm);
     scm.failNext(1, { leaveUnknown: true });
     expect(() => scm.assign({ paddr: BASE, size: PAGE }, HLOS, [{ vmid: VM_A, perm: ScmPerm.READ }])).toThrow();
     violation(() => memory.clean(BASE, 64));
@@ -138,11 +151,15 @@ describe('attachAccessControl', () => {
     expect(control.violations.map((v) => v.kind)).toEqual(['clean', 'zero']);
   });
 
-  it('detach stops checking', () => {
-    const { memory, control } = world([{ vmid: VM_A, perm: ScmPerm.RW }]);
-    control.detach();
+  it('detach of the last attachment stops checking; a second caller detaching leaves the first one protected', () => {
+    const { memory, scm, control, handle } = world([{ vmid: VM_A, perm: ScmPerm.RW }]);
+    const other = attachAccessControl(memory, scm);
+    other.detach();
+    other.detach();
+    violation(() => memory.write64(BASE, 3n, 'pgtable'));
+    handle.detach();
     memory.write64(BASE, 3n, 'pgtable');
     expect(memory.read64(BASE)).toBe(3n);
-    expect(control.violations).toEqual([]);
+    expect(control.violations).toHaveLength(1);
   });
 });

@@ -428,7 +428,7 @@ describe('access control wiring', () => {
     expect(withSecureShare(backing, { scm, vmid: VM_A, accessControl: false }).accessControl).toBeNull();
   });
 
-  it('composes with a guard the caller installed first', () => {
+  it('composes with a guard the caller installed first, which sees only the accesses access control let through', () => {
     const memory = new PhysMemory();
     let probed = 0;
     memory.guard = { check: () => void probed++ };
@@ -437,9 +437,13 @@ describe('access control wiring', () => {
     const p = a.alloc(PAGE, BLOCKING)!;
     const n = probed;
     expect(() => memory.zero(p, PAGE)).toThrow(AllocatorMisuseError);
+    expect(probed).toBe(n);
+    memory.zero(p + 0x10_0000, PAGE); // a host page
     expect(probed).toBe(n + 1);
-    installGuard(memory, { check: () => void probed++ });
+    let second = 0;
+    installGuard(memory, { check: () => void second++ });
     expect(() => memory.clean(p, PAGE)).toThrow(AllocatorMisuseError);
-    expect(probed).toBe(n + 2);
+    memory.clean(p + 0x10_0000, PAGE);
+    expect([probed, second]).toEqual([n + 2, 1]);
   });
 });

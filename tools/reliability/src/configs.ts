@@ -23,6 +23,16 @@ function c(name: string, format: Fmt, pgsizeBitmap: number, ias: number, oas: nu
   return { name, format, pgsizeBitmap, ias, oas, quirks, coherentWalk };
 }
 
+/**
+ * A 32-bit hash (FNV-1a) of a configuration's whole name: per-config seeds and choices
+ * derive from it, so two configurations whose names have the same length still differ.
+ */
+export function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 export const CONFIGS: readonly FuzzConfig[] = [
   c('s1-4k-48-48', 'ARM_64_LPAE_S1', B4K, 48, 48),
   c('s1-4k-48-48-hd', 'ARM_64_LPAE_S1', B4K, 48, 48, ['ARM_HD']),

@@ -5,10 +5,11 @@
  */
 import fc from 'fast-check';
 import { abstractCmd, concretize, type AbstractCmd, type Cmd } from './commands.js';
-import type { FuzzConfig } from './configs.js';
+import { nameHash, type FuzzConfig } from './configs.js';
 import { Harness } from './harness.js';
 import type { Mode } from './model.js';
-import { SYSTEM_BASE, systemStack, type Stack } from './stacks.js';
+import { MUTANT_STACKS } from './mutants.js';
+import { STACK_NAMES, SYSTEM_BASE, makeStack, systemStack, type Stack, type StackName } from './stacks.js';
 import { toTrace } from './trace.js';
 
 export interface FuzzOptions {
@@ -16,15 +17,38 @@ export interface FuzzOptions {
   numRuns: number;
   seed: number;
   maxCommands: number;
-  /** Stack factory (default: the system allocator alone). */
-  stack?: () => Stack;
+  /**
+   * The stack, by the name `npm run fuzz -- --stack` takes (default `system`): the
+   * printed re-run command names it, so it must build the same stack.
+   */
+  stackName?: string;
+  /** Fast-check's path of a counterexample: replays exactly that case (a printed re-run). */
+  path?: string;
   /** Device accesses through core's IOMMU model (default true). */
   access?: boolean;
+}
+
+/** Every name `--stack` accepts: the stacks of stacks.ts and the deliberately broken ones. */
+export const FUZZ_STACKS: readonly string[] = [...STACK_NAMES, ...Object.keys(MUTANT_STACKS)];
+
+/**
+ * The stack factory for a name. The bare system allocator's smallest block (64 or 4096)
+ * is chosen per configuration from a hash of its whole name, so both are covered.
+ */
+export function stackFactory(name: string, cfg: FuzzConfig): () => Stack {
+  if (name === 'system') return () => systemStack({ minBlock: nameHash(cfg.name) % 2 === 0 ? 64 : 4096 });
+  const mutant = Object.hasOwn(MUTANT_STACKS, name) ? MUTANT_STACKS[name] : undefined;
+  if (mutant !== undefined) return mutant;
+  if ((STACK_NAMES as readonly string[]).includes(name)) return () => makeStack(name as StackName);
+  throw new RangeError(`unknown stack ${JSON.stringify(name)}; one of ${FUZZ_STACKS.join(', ')}`);
 }
 
 export interface FuzzFailure {
   config: string;
   mode: Mode;
+  stack: string;
+  maxCommands: number;
+  access: boolean;
   seed: number;
   path: string | undefined;
   message: string;
@@ -84,14 +108,15 @@ export function runCommands(cfg: FuzzConfig, mode: Mode, cmds: readonly Cmd[], s
 }
 
 export function fuzzConfig(cfg: FuzzConfig, opts: FuzzOptions): FuzzReport {
-  const makeStack = opts.stack ?? (() => systemStack({ minBlock: cfg.name.length % 2 === 0 ? 64 : 4096 }));
+  const stack = opts.stackName ?? 'system';
+  const makeStack = stackFactory(stack, cfg);
   let commands = 0;
   const prop = fc.property(fc.array(abstractCmd, { minLength: 1, maxLength: opts.maxCommands, size: 'max' }), (seq) => {
     commands += seq.length + 1;
     const r = runSequence(cfg, opts.mode, seq, makeStack(), opts.access);
     if (r.error) throw r.error;
   });
-  const details = fc.check(prop, { numRuns: opts.numRuns, seed: opts.seed, endOnFailure: false });
+  const details = fc.check(prop, { numRuns: opts.numRuns, seed: opts.seed, endOnFailure: false, ...(opts.path !== undefined ? { path: opts.path } : {}) });
   if (!details.failed || details.counterexample === null) return { config: cfg.name, mode: opts.mode, runs: details.numRuns, commands, failure: null };
   const [seq] = details.counterexample;
   const r = runSequence(cfg, opts.mode, seq, makeStack(), opts.access);
@@ -104,6 +129,9 @@ export function fuzzConfig(cfg: FuzzConfig, opts: FuzzOptions): FuzzReport {
     failure: {
       config: cfg.name,
       mode: opts.mode,
+      stack,
+      maxCommands: opts.maxCommands,
+      access: opts.access ?? true,
       seed: details.seed,
       path: details.counterexample ? details.counterexamplePath ?? undefined : undefined,
       message: (r.error ?? details.errorInstance)?.toString() ?? 'unknown',
@@ -114,12 +142,22 @@ export function fuzzConfig(cfg: FuzzConfig, opts: FuzzOptions): FuzzReport {
   };
 }
 
+/**
+ * The command that reproduces a failure as printed, run in tools/reliability: every
+ * option that shapes the generated case (configuration, mode, stack, command count,
+ * device accesses, seed and the counterexample's path).
+ */
+export function rerunCommand(f: FuzzFailure): string {
+  const path = f.path ? ` --path ${f.path}` : '';
+  return `npm run fuzz -- --config ${f.config} --mode ${f.mode} --stack ${f.stack} --commands ${f.maxCommands}${f.access ? '' : ' --no-access'} --seed ${f.seed}${path}`;
+}
+
 /** A failure as the text a developer needs: what failed, how to re-run it, the trace. */
 export function formatFailure(f: FuzzFailure): string {
   return [
     `FAIL ${f.config} (${f.mode}): ${f.message}`,
-    `  re-run: npm run fuzz -- --config ${f.config} --mode ${f.mode} --seed ${f.seed}${f.path ? ` --path ${f.path}` : ''} --runs 1`,
-    `  shrunk to ${f.commands.length} commands; trace (FORMAT.md, replay with \`npm run fuzz -- --replay FILE --config ${f.config} --mode ${f.mode}\`):`,
+    `  re-run: ${rerunCommand(f)}`,
+    `  shrunk to ${f.commands.length} commands; trace (FORMAT.md, replay with \`npm run fuzz -- --replay FILE --config ${f.config} --mode ${f.mode} --stack ${f.stack}\`):`,
     f.trace.trimEnd(),
     ...(f.omitted.length ? [`  not expressible in the trace format: ${JSON.stringify(f.omitted)}`] : []),
   ].join('\n');

@@ -4,6 +4,9 @@
  */
 import { systemStack, type Stack } from './stacks.js';
 
+/** The broken stacks by the name `npm run fuzz -- --stack` takes. */
+export const MUTANT_STACKS: Readonly<Record<string, () => Stack>> = Object.freeze({ scribbler: () => scribblerStack() });
+
 /**
  * A plugin that corrupts a live table: on every free it clears entry 0 of the first table
  * it ever handed out (the PGD). Core cannot see this; only a whole-state check can.

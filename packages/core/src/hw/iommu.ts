@@ -9,7 +9,7 @@
 import type { Paddr, TableAllocator } from '@io-pgtable/allocator-api';
 import type { IotlbGather } from '../gather.js';
 import type { EffectiveCfg } from '../io-pgtable.js';
-import { PhysMemory, type AccessGuard, type AccessKind, type Accessor } from '../phys/memory.js';
+import { PhysMemory, storeOf, type AccessGuard, type AccessKind, type Accessor } from '../phys/memory.js';
 import type { FlushOps } from '../types.js';
 import { AssocCache, type CacheConfig } from './cache.js';
 import { IommuFindingError, type Finding, type FindingKind } from './findings.js';
@@ -330,8 +330,8 @@ export class Iommu {
     const r = this.translate(iova, access);
     if (!r.ok) return r;
     const p = r.paddr - (r.paddr % 4);
-    this.memory.guard?.check('read', p, 4, 'device');
-    return { ...r, value: this.memory.peek(p)[PhysMemory.wordIndex(p)]! };
+    this.memory.checkAccess('read', p, 4, 'device');
+    return { ...r, value: storeOf(this.memory).peek(p)[PhysMemory.wordIndex(p)]! };
   }
 
   /** A device write of the 32-bit `value` at `iova`. */
@@ -339,8 +339,8 @@ export class Iommu {
     const r = this.translate(iova, { ...access, write: true });
     if (!r.ok) return r;
     const p = r.paddr - (r.paddr % 4);
-    this.memory.guard?.check('write', p, 4, 'device');
-    this.memory.chunk(p)[PhysMemory.wordIndex(p)] = value >>> 0;
+    this.memory.checkAccess('write', p, 4, 'device');
+    storeOf(this.memory).chunk(p)[PhysMemory.wordIndex(p)] = value >>> 0;
     return { ...r, value: value >>> 0 };
   }
 
@@ -463,8 +463,8 @@ export class Iommu {
   private markDirty(t: Translation): Translation {
     // HD: the hardware clears AP[2] in the descriptor itself, atomically with the write.
     const lo = (t.lo & ~(1 << 7)) >>> 0;
-    this.memory.guard?.check('write', t.descAddr, 8, 'device');
-    this.memory.chunk(t.descAddr)[PhysMemory.wordIndex(t.descAddr)] = lo;
+    this.memory.checkAccess('write', t.descAddr, 8, 'device');
+    storeOf(this.memory).chunk(t.descAddr)[PhysMemory.wordIndex(t.descAddr)] = lo;
     const nt: Translation = { ...t, lo };
     const key = keyOf(t.va, t.size, t.level);
     this.tlb.set(key, { key, t: nt });

@@ -6,7 +6,7 @@
  * decodes raw descriptor words, so a bug in the software walk cannot hide itself here.
  */
 import type { EffectiveCfg } from '../io-pgtable.js';
-import { PhysMemory } from '../phys/memory.js';
+import { PhysMemory, storeOf } from '../phys/memory.js';
 
 const TWO_32 = 0x1_0000_0000;
 const TWO_48 = 2 ** 48;
@@ -238,7 +238,7 @@ export function walk(
 ): WalkOutcome {
   for (;;) {
     const descAddr = table + indexAt(c, va, level) * 8;
-    const words = memory.peek(descAddr);
+    const words = storeOf(memory).peek(descAddr);
     const w = PhysMemory.wordIndex(descAddr);
     const lo = words[w]!;
     const hi = words[w + 1]!;

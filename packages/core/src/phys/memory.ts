@@ -11,55 +11,67 @@ const CLEAN_FRAMES = new Uint8Array(FRAMES_PER_CHUNK);
 
 /** Who touches memory: the page-table code, a plugin, or the device (IOMMU model). */
 export type Accessor = 'pgtable' | 'allocator' | 'device';
-export type AccessKind = 'write' | 'zero' | 'clean' | 'read';
+/** The accessors a caller of the public API may claim: device accesses come only from core's IOMMU model. */
+export type HostAccessor = Exclude<Accessor, 'device'>;
+/**
+ * `release`: an allocator is about to take a page back for reuse by the host (a `free`
+ * into the bottom allocator). A page still assigned away from the host must be refused.
+ */
+export type AccessKind = 'write' | 'zero' | 'clean' | 'read' | 'release';
 
 /**
- * Access control hook: secure-share installs one so that CPU writes, zeroing and cache
- * maintenance of assigned pages are seen. It may throw to model a fault.
+ * Access control hook: secure-share installs one so that CPU writes, zeroing, cache
+ * maintenance, reads and releases of assigned pages are seen. It may throw to model a fault.
  */
 export interface AccessGuard {
   check(kind: AccessKind, paddr: Paddr, size: number, who: Accessor): void;
 }
 
 /**
- * Sparse simulated physical memory. Storage is allocated in 1 MiB chunks of 32-bit
- * words the first time a chunk is written, so a 52-bit physical space costs nothing
- * until touched. A naturally aligned table of up to 1 MiB always lies in one chunk,
- * which is what lets the page-table code index descriptors directly in a typed array.
- *
- * Descriptors are little-endian 64-bit values stored as two words: `lo` (bits 0..31)
- * at word 2i and `hi` (bits 32..63) at word 2i+1.
+ * The storage behind a {@link PhysMemory}: live word arrays for the page-table engine,
+ * the IOMMU model and the replay dumps. Never reachable from the public API (it is not
+ * exported from the package entry point, and PhysMemory keeps it in a private field), so
+ * nothing outside core can write memory except through the guarded methods.
  */
-export class PhysMemory implements PhysMemoryAccess {
-  private readonly chunks = new Map<number, Uint32Array>();
+export class MemoryStore {
+  readonly chunks = new Map<number, Uint32Array>();
   /**
    * Per chunk, which 4 KiB frames have ever been handed out for writing. A frame never
    * written is known to be zero without reading it: reading fresh memory first would make
    * the host fault each page in twice (zero page, then copy-on-write).
    */
-  private readonly written = new Map<number, Uint8Array>();
-  private lastKey = -1;
-  private lastChunk: Uint32Array = ZERO_CHUNK;
-  private lastWritten: Uint8Array = CLEAN_FRAMES;
-  /** Installed by an access-control model (secure-share); null when memory is open. */
+  readonly written = new Map<number, Uint8Array>();
+  lastKey = -1;
+  lastChunk: Uint32Array = ZERO_CHUNK;
+  lastWritten: Uint8Array = CLEAN_FRAMES;
+  /** Every installed guard composed (access control first, then the open slot); null when none. */
   guard: AccessGuard | null = null;
-
-  /** Number of 1 MiB chunks that have been touched. */
-  get touchedChunks(): number {
-    return this.chunks.size;
-  }
 
   /**
    * The word array holding `paddr`, created zeroed on first use, for writing. Callers index
-   * it with {@link wordIndex}. Only the 4 KiB frame of `paddr` is recorded as written: to
-   * write elsewhere through the same array, declare the range with {@link touch} first
-   * (page tables do: the core touches every table when it is allocated).
+   * it with {@link PhysMemory.wordIndex}. Only the 4 KiB frame of `paddr` is recorded as
+   * written: to write elsewhere through the same array, declare the range with
+   * {@link touch} first (the engine touches every table when it is allocated). Callers
+   * run `guard` before writing.
    */
   chunk(paddr: Paddr): Uint32Array {
     const key = Math.floor(paddr / CHUNK_BYTES);
     if (key !== this.lastKey) this.load(key, true);
     this.lastWritten[(paddr % CHUNK_BYTES) >>> FRAME_SHIFT] = 1;
     return this.lastChunk;
+  }
+
+  /** Like {@link chunk} but never allocates: untouched memory reads as a shared zero chunk. For reading only. */
+  peek(paddr: Paddr): Uint32Array {
+    const key = Math.floor(paddr / CHUNK_BYTES);
+    if (key === this.lastKey) return this.lastChunk;
+    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
+  }
+
+  /** {@link peek} by chunk number (`paddr >> 20`), for walkers that keep addresses in 32-bit halves. */
+  peekKey(key: number): Uint32Array {
+    if (key === this.lastKey) return this.lastChunk;
+    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
   }
 
   /**
@@ -76,6 +88,25 @@ export class PhysMemory implements PhysMemoryAccess {
       p += inChunk;
       left -= inChunk;
     }
+  }
+
+  /** True if every byte of the range is zero; not an access (the strict-mode allocation check). */
+  isZero(paddr: Paddr, size: number): boolean {
+    let p = paddr;
+    let left = size;
+    while (left > 0) {
+      // One frame (or the rest of the range) at a time; frames never written are zero.
+      const inFrame = Math.min(left, 0x1000 - (p % 0x1000));
+      const key = Math.floor(p / CHUNK_BYTES);
+      if ((key === this.lastKey || this.load(key, false)) && this.lastWritten[(p % CHUNK_BYTES) >>> FRAME_SHIFT] === 1) {
+        const c = this.lastChunk;
+        const start = PhysMemory.wordIndex(p);
+        for (let i = start, end = start + (inFrame >>> 2); i < end; i++) if (c[i] !== 0) return false;
+      }
+      p += inFrame;
+      left -= inFrame;
+    }
+    return true;
   }
 
   /** Make `key` the cached chunk; with `create`, allocate it if missing. False if absent. */
@@ -95,11 +126,113 @@ export class PhysMemory implements PhysMemoryAccess {
     return true;
   }
 
-  /** Like {@link chunk} but never allocates: untouched memory reads as a shared zero chunk. */
-  peek(paddr: Paddr): Uint32Array {
-    const key = Math.floor(paddr / CHUNK_BYTES);
-    if (key === this.lastKey) return this.lastChunk;
-    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
+  /** Run `fn` over the word spans of a range, chunk by chunk. */
+  forEachSpan(paddr: Paddr, size: number, fn: (c: Uint32Array, word: number, words: number) => void, create: boolean): void {
+    if (create) this.touch(paddr, size);
+    let p = paddr;
+    let left = size;
+    while (left > 0) {
+      const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
+      fn(this.peek(p), PhysMemory.wordIndex(p), inChunk >>> 2);
+      p += inChunk;
+      left -= inChunk;
+    }
+  }
+}
+
+/** Runs several guards in order; the first that throws wins. */
+class GuardChain implements AccessGuard {
+  constructor(private readonly guards: readonly AccessGuard[]) {}
+  check(kind: AccessKind, paddr: Paddr, size: number, who: Accessor): void {
+    const gs = this.guards;
+    for (let i = 0; i < gs.length; i++) gs[i]!.check(kind, paddr, size, who);
+  }
+}
+
+/**
+ * The store of a memory, for core's engine, IOMMU model and replay. Set by PhysMemory's
+ * static block (only the class body sees its private fields) and not exported from the
+ * package entry point.
+ */
+export let storeOf: (memory: PhysMemory) => MemoryStore;
+
+function isGuard(g: unknown): g is AccessGuard {
+  return typeof g === 'object' && g !== null && typeof (g as AccessGuard).check === 'function';
+}
+
+function hostAccessor(who: unknown): HostAccessor {
+  if (who === 'pgtable' || who === 'allocator') return who;
+  // A caller claiming to be the device would skip access control: devices reach memory through hw.Iommu.
+  throw new TypeError(`[iopgt] [memory] accessor ${JSON.stringify(String(who)).slice(0, 40)} is not 'pgtable' or 'allocator' (device accesses go through hw.Iommu)`);
+}
+
+/**
+ * Sparse simulated physical memory. Storage is allocated in 1 MiB chunks of 32-bit
+ * words the first time a chunk is written, so a 52-bit physical space costs nothing
+ * until touched. A naturally aligned table of up to 1 MiB always lies in one chunk,
+ * which is what lets the page-table code index descriptors directly in a typed array.
+ *
+ * Descriptors are little-endian 64-bit values stored as two words: `lo` (bits 0..31)
+ * at word 2i and `hi` (bits 32..63) at word 2i+1.
+ *
+ * Every public write, zero, clean, read and release goes through the installed guards.
+ * There is no public access to the word arrays: reads return copies.
+ */
+export class PhysMemory implements PhysMemoryAccess {
+  readonly #store = new MemoryStore();
+  /** Guards added with {@link addGuard}: only the function it returned removes one. */
+  #added: readonly AccessGuard[] = [];
+  #slot: AccessGuard | null = null;
+
+  static {
+    storeOf = (m: PhysMemory) => m.#store;
+  }
+
+  /**
+   * An open guard slot for probes and observers (core's IOMMU model, tests): anyone may
+   * set or clear it, so access control does not live here but in {@link addGuard}, which
+   * this slot can neither see nor remove. It runs after the added guards.
+   */
+  get guard(): AccessGuard | null {
+    return this.#slot;
+  }
+  set guard(g: AccessGuard | null) {
+    if (g !== null && !isGuard(g)) throw new TypeError('[iopgt] [memory] guard must be null or an object with a check() method');
+    this.#slot = g;
+    this.#compose();
+  }
+
+  /**
+   * Install `guard` for good: it sees every access until the returned function is called,
+   * and nothing else can remove it (access control hands that function to no one).
+   */
+  addGuard(guard: AccessGuard): () => void {
+    if (!isGuard(guard)) throw new TypeError('[iopgt] [memory] addGuard needs an object with a check() method');
+    this.#added = [...this.#added, guard];
+    this.#compose();
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      const i = this.#added.indexOf(guard);
+      if (i >= 0) this.#added = [...this.#added.slice(0, i), ...this.#added.slice(i + 1)];
+      this.#compose();
+    };
+  }
+
+  #compose(): void {
+    const all = this.#slot === null ? this.#added : [...this.#added, this.#slot];
+    this.#store.guard = all.length === 0 ? null : all.length === 1 ? all[0]! : new GuardChain(all);
+  }
+
+  /** Run every guard for an access the caller is about to make; throws what a guard throws. */
+  checkAccess(kind: AccessKind, paddr: Paddr, size: number, who: Accessor): void {
+    this.#store.guard?.check(kind, paddr, size, who);
+  }
+
+  /** Number of 1 MiB chunks that have been touched. */
+  get touchedChunks(): number {
+    return this.#store.chunks.size;
   }
 
   /**
@@ -110,85 +243,65 @@ export class PhysMemory implements PhysMemoryAccess {
     return ((paddr >>> 0) & (CHUNK_BYTES - 1)) >>> 2;
   }
 
-  /** {@link peek} by chunk number (`paddr >> 20`), for walkers that keep addresses in 32-bit halves. */
-  peekKey(key: number): Uint32Array {
-    if (key === this.lastKey) return this.lastChunk;
-    return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
-  }
-
   /** Read the 64-bit descriptor at `paddr` as a bigint (API boundary; not for hot loops). */
-  read64(paddr: Paddr): bigint {
-    const c = this.peek(paddr);
+  read64(paddr: Paddr, who: HostAccessor = 'allocator'): bigint {
+    this.#store.guard?.check('read', paddr, 8, hostAccessor(who));
+    const c = this.#store.peek(paddr);
     const w = PhysMemory.wordIndex(paddr);
     return (BigInt(c[w + 1]!) << 32n) | BigInt(c[w]!);
   }
 
+  /** Read the 32-bit word at `paddr` (4-byte aligned). */
+  read32(paddr: Paddr, who: HostAccessor = 'allocator'): number {
+    this.#store.guard?.check('read', paddr, 4, hostAccessor(who));
+    return this.#store.peek(paddr)[PhysMemory.wordIndex(paddr)]!;
+  }
+
+  /** A copy of `size` bytes (a multiple of 4, inside one 1 MiB chunk) as words; used by dumps. */
+  readWords(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): Uint32Array {
+    this.#store.guard?.check('read', paddr, size, hostAccessor(who));
+    const c = this.#store.peek(paddr);
+    const w = PhysMemory.wordIndex(paddr);
+    return c.slice(w, w + (size >>> 2));
+  }
+
   /** Write a 64-bit value at `paddr` (test and tooling use; the core writes words directly). */
-  write64(paddr: Paddr, value: bigint, who: Accessor = 'allocator'): void {
-    this.guard?.check('write', paddr, 8, who);
-    const c = this.chunk(paddr);
+  write64(paddr: Paddr, value: bigint, who: HostAccessor = 'allocator'): void {
+    this.#store.guard?.check('write', paddr, 8, hostAccessor(who));
+    const c = this.#store.chunk(paddr);
     const w = PhysMemory.wordIndex(paddr);
     c[w] = Number(value & 0xffffffffn);
     c[w + 1] = Number((value >> 32n) & 0xffffffffn);
   }
 
-  /** Read `size` bytes (a multiple of 4) as words; used by the device model and dumps. */
-  readWords(paddr: Paddr, size: number): Uint32Array {
-    const c = this.peek(paddr);
-    const w = PhysMemory.wordIndex(paddr);
-    return c.slice(w, w + (size >>> 2));
+  /**
+   * Declare `[paddr, paddr + size)` as about to be written: materialises its chunk and
+   * marks its frames written. Changes no byte.
+   */
+  touch(paddr: Paddr, size: number): void {
+    this.#store.touch(paddr, size);
   }
 
-  zero(paddr: Paddr, size: number, who: Accessor = 'allocator'): void {
-    this.guard?.check('zero', paddr, size, who);
-    this.forEachSpan(paddr, size, (c, w, n) => {
+  zero(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): void {
+    this.#store.guard?.check('zero', paddr, size, hostAccessor(who));
+    this.#store.forEachSpan(paddr, size, (c, w, n) => {
       if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
     }, false);
   }
 
+  /** True if every byte of `[paddr, paddr + size)` is zero. Not guarded: allocators check fresh pages with it. */
   isZero(paddr: Paddr, size: number): boolean {
-    let p = paddr;
-    let left = size;
-    while (left > 0) {
-      // One frame (or the rest of the range) at a time; frames never written are zero.
-      const inFrame = Math.min(left, 0x1000 - (p % 0x1000));
-      const key = Math.floor(p / CHUNK_BYTES);
-      if ((key === this.lastKey || this.load(key, false)) && this.lastWritten[(p % CHUNK_BYTES) >>> FRAME_SHIFT] === 1) {
-        const c = this.lastChunk;
-        const start = PhysMemory.wordIndex(p);
-        for (let i = start, end = start + (inFrame >>> 2); i < end; i++) if (c[i] !== 0) return false;
-      }
-      p += inFrame;
-      left -= inFrame;
-    }
-    return true;
+    return this.#store.isZero(paddr, size);
   }
 
-  clean(paddr: Paddr, size: number, who: Accessor = 'allocator'): void {
-    this.guard?.check('clean', paddr, size, who);
+  clean(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): void {
+    this.#store.guard?.check('clean', paddr, size, hostAccessor(who));
   }
 
   /** Fill a range with a byte pattern (tests use it to poison freed memory). */
-  fill(paddr: Paddr, size: number, byte: number, who: Accessor = 'allocator'): void {
-    this.guard?.check('write', paddr, size, who);
+  fill(paddr: Paddr, size: number, byte: number, who: HostAccessor = 'allocator'): void {
+    this.#store.guard?.check('write', paddr, size, hostAccessor(who));
     const word = (byte & 0xff) * 0x01010101;
-    this.forEachSpan(paddr, size, (c, w, n) => c.fill(word, w, w + n), true);
-  }
-
-  private forEachSpan(
-    paddr: Paddr,
-    size: number,
-    fn: (c: Uint32Array, word: number, words: number) => void,
-    create: boolean,
-  ): void {
-    if (create) this.touch(paddr, size);
-    let p = paddr;
-    let left = size;
-    while (left > 0) {
-      const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      fn(this.peek(p), PhysMemory.wordIndex(p), inChunk >>> 2);
-      p += inChunk;
-      left -= inChunk;
-    }
+    this.#store.forEachSpan(paddr, size, (c, w, n) => c.fill(word, w, w + n), true);
   }
 }

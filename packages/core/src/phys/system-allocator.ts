@@ -129,6 +129,9 @@ export function createSystemAllocator(opts: SystemAllocatorOptions = {}): System
       return p;
     },
     free(paddr: Paddr, size: number): void {
+      // A page still assigned away from the host (secure-share) must not be recycled: the
+      // guard refuses the release, and the block stays live (quarantined) here.
+      memory.checkAccess('release', paddr, live.sizeOf(paddr) ?? 1, 'allocator');
       // Throws double-free / foreign-free / free-size, changing nothing.
       pushFree(paddr, live.remove(paddr, size));
     },

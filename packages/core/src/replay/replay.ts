@@ -6,7 +6,7 @@
  */
 import { hex, iovaToU64 } from '../addr.js';
 import { createBumpAllocator, type BumpEvent } from '../phys/bump-allocator.js';
-import { PhysMemory } from '../phys/memory.js';
+import { PhysMemory, storeOf } from '../phys/memory.js';
 import { IotlbGather } from '../gather.js';
 import { IoPgtableError } from '../errors.js';
 import { allocIoPgtableOps, type PageTable } from '../io-pgtable.js';
@@ -66,7 +66,7 @@ export function replayParsed(trace: Trace): string[] {
   const dump = (): string => {
     const parts: string[] = [];
     for (const [addr, size] of bump.liveAllocations()) {
-      const w = memory.peek(addr);
+      const w = storeOf(memory).peek(addr);
       const base = PhysMemory.wordIndex(addr);
       const entries: string[] = [];
       for (let i = 0; i < size / 8; i++) {

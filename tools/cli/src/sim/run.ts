@@ -1,79 +1,103 @@
-/** Run a matrix of workloads x stacks, with progress; shared by simulate, bench and compare. */
+/** Run a matrix of workloads x stacks on the worker pool, with progress; shared by simulate, bench and compare. */
 import { CliError, EXIT_USAGE, Progress, type Io } from '../io.js';
 import { fmtInt, fmtPct, renderTable } from '../table.js';
-import { simulate, type SimResult } from './simulate.js';
-import { STACKS, findStack, type StackDef } from './stacks.js';
-import { WORKLOADS, findWorkload, type Workload, type WorkloadDef } from './workloads.js';
+import { runTasks } from './pool.js';
+import { shardSlice, type Shard } from './shard.js';
+import type { SimResult } from './simulate.js';
+import type { StackDef } from './stacks.js';
+import { buildWorkload, type StackRef, type Task, type WorkloadRef } from './tasks.js';
+import { WORKLOADS, findWorkload, type WorkloadNeed } from './workloads.js';
+
+export interface MatrixStack {
+  ref: StackRef;
+  def: StackDef;
+}
 
 export interface MatrixOptions {
-  workloads: WorkloadDef[];
-  stacks: StackDef[];
-  seed: number;
-  scale: number;
-  traceFile?: string;
+  workloads: WorkloadRef[];
+  stacks: MatrixStack[];
+  /** Timed repetitions per pair (ns/op is their median). */
+  reps: number;
+  jobs: number;
+  shard?: Shard;
+  /** No progress at all. */
+  quiet?: boolean;
   samples?: number;
 }
 
-export interface SkippedStack {
-  stack: string;
-  reason: string;
+export interface WorkloadInfo {
+  name: string;
+  description: string;
+  needs: WorkloadNeed[];
+  jobs: number;
+  rangeOps: number;
+  contexts: number;
+  format: string;
+}
+
+export interface StackInfo {
+  name: string;
+  description: string;
+  reservesBeforeRun: boolean;
+  secureShare: boolean;
 }
 
 export interface MatrixResult {
+  /** Workload-major, in the order of `workloads` then `stacks`; a shard holds its slice only. */
   results: SimResult[];
-  skipped: SkippedStack[];
-  workloads: Array<{ name: string; description: string; jobs: number; rangeOps: number; contexts: number; format: string }>;
-  stacks: Array<{ name: string; description: string }>;
+  workloads: WorkloadInfo[];
+  stacks: StackInfo[];
+  shard: Shard | null;
 }
 
-/** `all` or a comma-separated list of names, each checked against the registry. */
-export function selectWorkloads(v: string | undefined): WorkloadDef[] {
-  if (v === undefined || v === 'all') return [...WORKLOADS];
-  return v.split(',').map((n) => {
-    const w = findWorkload(n.trim());
-    if (!w) throw new CliError(`--workload: unknown workload ${JSON.stringify(n)}; known: ${WORKLOADS.map((x) => x.name).join(', ')}`, EXIT_USAGE);
-    return w;
+/** `all` or a comma-separated list of built-in workload names, each checked against the registry. */
+export function selectWorkloads(v: string | undefined, seed: number, scale: number): WorkloadRef[] {
+  const names = v === undefined || v === 'all' ? WORKLOADS.map((w) => w.name) : v.split(',').map((n) => n.trim());
+  return names.map((n) => {
+    if (!findWorkload(n)) throw new CliError(`--workload: unknown workload ${JSON.stringify(n.slice(0, 80))}; known: ${WORKLOADS.map((x) => x.name).join(', ')}`, EXIT_USAGE);
+    return { kind: 'builtin', name: n, seed, scale };
   });
 }
 
-export function selectStacks(v: string | undefined): StackDef[] {
-  if (v === undefined || v === 'all') return [...STACKS];
-  return v.split(',').map((n) => {
-    const s = findStack(n.trim());
-    if (!s) throw new CliError(`--stack: unknown stack ${JSON.stringify(n)}; known: ${STACKS.map((x) => x.name).join(', ')}`, EXIT_USAGE);
-    return s;
-  });
+export function stackInfo(d: StackDef): StackInfo {
+  return { name: d.name, description: d.description, reservesBeforeRun: d.traits?.reservesBeforeRun === true, secureShare: d.traits?.secureShare === true };
 }
 
-export function runMatrix(io: Io, label: string, o: MatrixOptions): MatrixResult {
-  const usable = o.stacks.filter((s) => s.unavailable() === null);
-  const skipped = o.stacks.filter((s) => s.unavailable() !== null).map((s) => ({ stack: s.name, reason: s.unavailable()! }));
-  const built: Workload[] = o.workloads.map((d) => d.build({ seed: o.seed, scale: o.scale, ...(o.traceFile ? { traceFile: o.traceFile } : {}) }));
-  const progress = new Progress(io, label, built.length * usable.length, { plain: true });
-  const results: SimResult[] = [];
-  for (const w of built) {
-    for (const s of usable) {
-      results.push(simulate(w, s, o.samples !== undefined ? { samples: o.samples } : {}));
-      progress.tick(`${w.name} x ${s.name}`);
-    }
+export async function runMatrix(io: Io, label: string, o: MatrixOptions): Promise<MatrixResult> {
+  // Built here first so that bad input (a malformed capture) fails before any work starts.
+  const built = o.workloads.map((ref) => ({ ref, w: buildWorkload(ref) }));
+  const cwd = io.cwd;
+  const all: Task[] = [];
+  for (const { ref } of built) {
+    for (const s of o.stacks) all.push({ index: all.length, workload: ref, stack: s.ref, reps: o.reps, cwd, ...(o.samples !== undefined ? { samples: o.samples } : {}) });
   }
-  progress.end();
+  const tasks = shardSlice(all, o.shard);
+  const progress = o.quiet ? undefined : new Progress(io, label, tasks.length);
+  const done = await runTasks(tasks, o.jobs, (r) => progress?.tick(`${r.result.workload} x ${r.result.stack}`));
+  progress?.end();
   return {
-    results,
-    skipped,
-    workloads: built.map((w) => ({
+    results: done.map((d) => d.result),
+    workloads: built.map(({ w }) => ({
       name: w.name,
       description: w.description,
+      needs: w.needs,
       jobs: w.jobs.length,
       rangeOps: w.jobs.reduce((n, j) => n + j.ops.length, 0),
       contexts: w.contexts,
       format: `${w.pgtable.format} ${w.pgtable.ias}/${w.pgtable.oas}`,
     })),
-    stacks: usable.map((s) => ({ name: s.name, description: s.description })),
+    stacks: o.stacks.map((s) => stackInfo(s.def)),
+    shard: o.shard ?? null,
   };
 }
 
-export const TABLE_HEADERS = ['workload', 'stack', 'tables', 'backing calls', 'peak pages', 'over-prov', 'pool hits', 'secure calls', 'secure ms', 'ns/op'];
+export const TABLE_HEADERS = ['workload', 'stack', 'tables', 'backing calls', 'peak pages', 'over-prov', 'pool hits', 'secure calls', 'secure ms', 'ns/op (median)', 'spread'];
+
+/** `min-max` of the repeated runs as a percentage of the median. */
+export function spreadPct(r: SimResult): string {
+  if (r.nsPerOpRuns <= 1 || r.nsPerOp === 0) return '-';
+  return `±${(((r.nsPerOpMax - r.nsPerOpMin) / 2 / r.nsPerOp) * 100).toFixed(0)}%`;
+}
 
 export function comparisonTable(results: SimResult[]): string {
   return renderTable(
@@ -89,7 +113,8 @@ export function comparisonTable(results: SimResult[]): string {
       fmtInt(r.secureCalls),
       (r.secureNs / 1e6).toFixed(1),
       fmtInt(r.nsPerOp),
+      spreadPct(r),
     ]),
-    [false, false, true, true, true, true, true, true, true, true],
+    [false, false, true, true, true, true, true, true, true, true, true],
   );
 }

@@ -43,12 +43,23 @@ export interface SimResult {
   usedTables: number | null;
   /** Jobs refused before they ran (reservation could not be prepared). */
   refusedJobs: number;
-  /** Wall time of the ops (excluding setup and teardown), ns per range op. */
+  /** Page-allocator allocations made while a job's ops ran (the VM_BIND run phase). */
+  runPhaseAllocs: number;
+  /**
+   * Wall time of the ops (excluding setup, sampling and teardown), ns per range op: the
+   * median over `nsPerOpRuns` repeated runs, with the fastest and slowest run beside it.
+   */
   nsPerOp: number;
+  nsPerOpMin: number;
+  nsPerOpMax: number;
+  nsPerOpRuns: number;
   /** Pages still held after teardown (must be 0). */
   leakedPages: number;
-  /** Pages held from the page allocator after each job (downsampled). */
+  /** Pages held from the page allocator after each job (downsampled, bucket peaks). */
   pagesOverTime: number[];
+  /** Backing calls and secure calls so far, after each job (cumulative, same buckets). */
+  backingOverTime: number[];
+  secureOverTime: number[];
 }
 
 /** Page sizes of a bitmap, largest first. */
@@ -128,7 +139,11 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
   let calls = 0;
   let mapFailures = 0;
   let rangeOps = 0;
+  let runPhaseAllocs = 0;
+  let elapsedNs = 0;
   const series: number[] = [];
+  const backingSeries: number[] = [];
+  const secureSeries: number[] = [];
 
   const runOp = (pt: PageTable, op: RangeOp): void => {
     let done = 0;
@@ -162,10 +177,11 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
     }
   };
 
-  const t0 = performance.now();
   for (const job of w.jobs) {
     const pt = tables[job.ctx]!;
+    const t0 = performance.now();
     const runAll = (): void => {
+      const allocsBefore = counted.allocCalls();
       for (const op of job.ops) {
         rangeOps++;
         const before = pt.stats().liveBytes;
@@ -173,6 +189,7 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
         liveBytes += pt.stats().liveBytes - before;
         if (liveBytes > peakLive) peakLive = liveBytes;
       }
+      runPhaseAllocs += counted.allocCalls() - allocsBefore;
     };
     if (stack.hooks?.runJob) stack.hooks.runJob(job.ctx, job, pt, runAll);
     else runAll();
@@ -180,9 +197,13 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
     // The driver's TLB invalidation for this job completed.
     tops[job.ctx]!.flushDone();
     stack.idle?.();
+    elapsedNs += (performance.now() - t0) * 1e6;
+    // Sampling is outside the timed part.
     series.push(counted.heldBytes() / PAGE);
+    const now = stack.metrics();
+    backingSeries.push(now.backingCalls ?? counted.allocCalls() + counted.freeCalls());
+    secureSeries.push(now.secureCalls ?? 0);
   }
-  const elapsedNs = (performance.now() - t0) * 1e6;
 
   const peakHeld = counted.peakHeldBytes();
   for (const t of tables) t.free();
@@ -190,6 +211,8 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
   stack.teardown();
   // After teardown, so the secure calls that give pages back are counted too.
   const m: StackMetrics = stack.metrics();
+  const nsPerOp = rangeOps === 0 ? 0 : elapsedNs / rangeOps;
+  const samples = opts.samples ?? 120;
   const hits = m.poolHits;
   const misses = m.poolMisses;
   return {
@@ -214,8 +237,14 @@ export function simulate(w: Workload, def: StackDef, opts: SimOptions = {}): Sim
     reservedTables: m.reservedTables ?? null,
     usedTables: m.usedTables ?? null,
     refusedJobs: m.refusedJobs ?? 0,
-    nsPerOp: rangeOps === 0 ? 0 : elapsedNs / rangeOps,
+    runPhaseAllocs,
+    nsPerOp,
+    nsPerOpMin: nsPerOp,
+    nsPerOpMax: nsPerOp,
+    nsPerOpRuns: 1,
     leakedPages: counted.heldBytes() / PAGE,
-    pagesOverTime: downsample(series, opts.samples ?? 120),
+    pagesOverTime: downsample(series, samples),
+    backingOverTime: downsample(backingSeries, samples),
+    secureOverTime: downsample(secureSeries, samples),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Plugin stacks to compare, as a registry: each entry builds one allocator per context
- * over a shared, counted system allocator. A stack whose package is not usable reports
- * why instead of failing the whole comparison, so new plugins are one entry away.
+ * over a shared, counted system allocator. The plugin packages are imported statically,
+ * so a missing one fails the build instead of silently shrinking the comparison;
+ * third-party stacks come from `plugins.ts`.
  */
 import { definePlugin, type AllocCtx, type AllocatorStats, type TableAllocator } from '@io-pgtable/allocator-api';
 import type { PageTable, PhysMemory, SystemAllocator } from '@io-pgtable/core';
@@ -56,26 +57,26 @@ export interface StackInstance {
   teardown(): void;
 }
 
+/**
+ * What a stack guarantees, used by the recommendation's hard constraints
+ * (`recommend.ts`): a declared property, checked against what the run measured.
+ */
+export interface StackTraits {
+  /** Tables are reserved before a VM_BIND job and the run phase only consumes the reservation. */
+  reservesBeforeRun?: boolean;
+  /** Table pages are assigned to the context's VMID through the secure monitor. */
+  secureShare?: boolean;
+}
+
 export interface StackDef {
   name: string;
   description: string;
-  /** null when usable, else why not (a plugin package not built or not exporting yet). */
-  unavailable(): string | null;
+  traits?: StackTraits;
   build(env: StackEnv): StackInstance;
 }
 
 const POOL_OPTS = { lowWatermark: 8, highWatermark: 64 };
 const BATCH = 16;
-
-function fn(mod: object, name: string): ((...a: never[]) => unknown) | undefined {
-  const v = (mod as Record<string, unknown>)[name];
-  return typeof v === 'function' ? (v as (...a: never[]) => unknown) : undefined;
-}
-
-function missing(pkg: string, mod: object, names: string[]): string | null {
-  const absent = names.filter((n) => fn(mod, n) === undefined);
-  return absent.length ? `${pkg} does not export ${absent.join(', ')} yet` : null;
-}
 
 function sumStats(list: TableAllocator[], key: keyof AllocatorStats): number {
   let s = 0;
@@ -86,7 +87,6 @@ function sumStats(list: TableAllocator[], key: keyof AllocatorStats): number {
 const systemOnly: StackDef = {
   name: 'system',
   description: 'system page allocator only (every table is a page allocation)',
-  unavailable: () => null,
   build(env) {
     return { allocators: Array(env.contexts).fill(env.system), metrics: () => ({}), teardown() {} };
   },
@@ -104,7 +104,6 @@ function poolMetrics(pool: pagePoolPkg.PagePool): StackMetrics {
 const pagePool: StackDef = {
   name: 'pool',
   description: `page pool (one per device, high watermark ${POOL_OPTS.highWatermark}) over the system allocator`,
-  unavailable: () => missing('@io-pgtable/page-pool', pagePoolPkg, ['withPagePool']),
   build(env) {
     const pool = poolOver(env.system);
     return {
@@ -121,7 +120,6 @@ const pagePool: StackDef = {
 const batched: StackDef = {
   name: 'batched',
   description: `batched: pages taken ${BATCH} at a time, frees released together after the flush`,
-  unavailable: () => missing('@io-pgtable/batched', batchedPkg, ['withBatching']),
   build(env) {
     const b = batchedPkg.withBatching(env.system, { batch: BATCH, mode: 'partial' });
     return {
@@ -135,7 +133,6 @@ const batched: StackDef = {
 const poolOverBatched: StackDef = {
   name: 'pool+batched',
   description: 'page pool over the batched allocator',
-  unavailable: () => missing('@io-pgtable/page-pool', pagePoolPkg, ['withPagePool']) ?? missing('@io-pgtable/batched', batchedPkg, ['withBatching']),
   build(env) {
     const b = batchedPkg.withBatching(env.system, { batch: BATCH, mode: 'partial' });
     const pool = poolOver(b);
@@ -160,7 +157,7 @@ function secureShare(name: string, description: string, opts: { batch: number; p
   return {
     name,
     description,
-    unavailable: () => missing('@io-pgtable/secure-share', securePkg, ['withSecureShare', 'createScmMock']),
+    traits: { secureShare: true },
     build(env) {
       const scm = securePkg.createScmMock();
       const allocators = Array.from({ length: env.contexts }, (_, ctx) =>
@@ -200,8 +197,7 @@ function reservationStack(name: string, description: string, merge: reservationP
   return {
     name,
     description,
-    unavailable: () =>
-      missing('@io-pgtable/reservation', reservationPkg, ['withReservation', 'tablesNeeded']) ?? missing('@io-pgtable/page-pool', pagePoolPkg, ['withPagePool']),
+    traits: { reservesBeforeRun: true },
     build(env) {
       const pool = poolOver(env.system);
       const allocators = Array.from({ length: env.contexts }, (_, i) => reservationPkg.withReservation(pool, { name: `${name}[${i}]` }));

@@ -34,9 +34,21 @@ export interface PgtableSpec {
   oas: number;
 }
 
+/**
+ * Hard requirements a driver places on its allocator for a workload (recommend.ts):
+ * - `async-vm-bind`: jobs run asynchronously (VM_BIND queues), and the run phase runs in
+ *   the fence-signalling path, which must not allocate: tables must be reserved beforehand;
+ * - `shared-vmid`: the tables are shared with another VMID (a secure VM), so every table
+ *   page must be assigned through the secure monitor.
+ */
+export type WorkloadNeed = 'async-vm-bind' | 'shared-vmid';
+export const WORKLOAD_NEEDS: readonly WorkloadNeed[] = ['async-vm-bind', 'shared-vmid'];
+
 export interface Workload {
   name: string;
   description: string;
+  /** Hard constraints on the allocator (none: any stack qualifies). */
+  needs: WorkloadNeed[];
   seed: number;
   /** Page-table configuration shared by every context. */
   pgtable: PgtableSpec;
@@ -56,6 +68,7 @@ export interface WorkloadOptions {
 export interface WorkloadDef {
   name: string;
   description: string;
+  needs: WorkloadNeed[];
   build(opts: WorkloadOptions): Workload;
 }
 
@@ -80,6 +93,7 @@ const S1_48: PgtableSpec = { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000,
  */
 const vulkanSparse: WorkloadDef = {
   name: 'vulkan-sparse',
+  needs: ['async-vm-bind'],
   description: 'Vulkan sparse binding: many tiny unsorted 64 KiB tile binds/unbinds over a 64 GiB range',
   build({ seed, scale }) {
     const r = rng(seed);
@@ -109,7 +123,7 @@ const vulkanSparse: WorkloadDef = {
       }
       jobs.push({ ctx: 0, ops });
     }
-    return { name: this.name, description: this.description, seed, pgtable: S1_48, contexts: 1, jobs };
+    return { name: this.name, description: this.description, needs: this.needs, seed, pgtable: S1_48, contexts: 1, jobs };
   },
 };
 
@@ -120,6 +134,7 @@ const vulkanSparse: WorkloadDef = {
  */
 const largeBuffers: WorkloadDef = {
   name: 'large-buffers',
+  needs: [],
   description: 'large buffers: 2 MiB-aligned 2-64 MiB maps/unmaps mixing 2 MiB blocks and 4 KiB pages',
   build({ seed, scale }) {
     const r = rng(seed);
@@ -149,13 +164,14 @@ const largeBuffers: WorkloadDef = {
       }
       jobs.push({ ctx: 0, ops });
     }
-    return { name: this.name, description: this.description, seed, pgtable: S1_48, contexts: 1, jobs };
+    return { name: this.name, description: this.description, needs: this.needs, seed, pgtable: S1_48, contexts: 1, jobs };
   },
 };
 
 /** Random churn: maps and unmaps of 4 KiB-1 MiB at random places in a 16 GiB window. */
 const randomChurn: WorkloadDef = {
   name: 'random-churn',
+  needs: [],
   description: 'random churn: 4 KiB-1 MiB maps and unmaps at random places in a 16 GiB window',
   build({ seed, scale }) {
     const r = rng(seed);
@@ -183,7 +199,7 @@ const randomChurn: WorkloadDef = {
       }
       jobs.push({ ctx: 0, ops });
     }
-    return { name: this.name, description: this.description, seed, pgtable: S1_48, contexts: 1, jobs };
+    return { name: this.name, description: this.description, needs: this.needs, seed, pgtable: S1_48, contexts: 1, jobs };
   },
 };
 
@@ -194,6 +210,7 @@ const randomChurn: WorkloadDef = {
  */
 const secureContexts: WorkloadDef = {
   name: 'secure-vmids',
+  needs: ['shared-vmid'],
   description: 'several secure contexts: 4 VMIDs (S2, 40-bit) interleaving 16 KiB-512 KiB binds',
   build({ seed, scale }) {
     const r = rng(seed);
@@ -222,6 +239,7 @@ const secureContexts: WorkloadDef = {
     return {
       name: this.name,
       description: this.description,
+      needs: this.needs,
       seed,
       pgtable: { format: 'ARM_64_LPAE_S2', pgsizeBitmap: 0x40201000, ias: 40, oas: 40 },
       contexts,
@@ -262,20 +280,55 @@ export function embeddedCapture(seed: number, events: number): string {
   return out.join('\n') + '\n';
 }
 
-/** Turn a trace of map_pages/unmap_pages calls into jobs of one range op each. */
+/**
+ * Turn a trace of map_pages/unmap_pages calls back into the iommu_map/iommu_unmap ranges
+ * they came from, one job each. iommu_map asks map_pages for the rest of the range, and
+ * map_pages stops at the end of a leaf table, so one range is several calls whose spans
+ * overlap: a call that starts inside the previous call's span (same iova-paddr offset)
+ * continues that range. Replaying each call as its own range would map pages twice.
+ */
 export function jobsFromTrace(text: string, file: string): { pgtable: PgtableSpec; jobs: Job[] } {
   const t = parseTrace(text, file);
   const jobs: Job[] = [];
+  let cur: RangeOp | null = null;
+  const flush = (): void => {
+    if (cur) jobs.push({ ctx: 0, ops: [cur] });
+    cur = null;
+  };
   for (const op of t.ops) {
-    if (op.op === 'map') jobs.push({ ctx: 0, ops: [{ kind: 'map', iova: Number(op.iova), paddr: Number(op.paddr), size: Number(op.pgsize * op.pgcount) }] });
-    else if (op.op === 'unmap') jobs.push({ ctx: 0, ops: [{ kind: 'unmap', iova: Number(op.iova), paddr: 0, size: Number(op.pgsize * op.pgcount) }] });
+    if (op.op !== 'map' && op.op !== 'unmap') continue;
+    const iova = Number(op.iova);
+    const size = Number(op.pgsize * op.pgcount);
+    const paddr = op.op === 'map' ? Number(op.paddr) : 0;
+    const c = cur as RangeOp | null;
+    if (c && c.kind === op.op && iova > c.iova && iova <= c.iova + c.size && (op.op === 'unmap' || paddr - c.paddr === iova - c.iova)) {
+      c.size = Math.max(c.size, iova + size - c.iova);
+      continue;
+    }
+    flush();
+    cur = { kind: op.op, iova, paddr, size };
   }
+  flush();
   const h = t.header;
   return { pgtable: { format: h.format, pgsizeBitmap: Number(h.pgsizeBitmap), ias: h.ias, oas: h.oas }, jobs };
 }
 
+const DEFAULT_IMPORT = { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000n, ias: 48, oas: 48 } as const;
+
+/**
+ * A user's capture as a workload: our `.trace.jsonl` (starts with its JSON header) or
+ * ftrace text, imported on the fly as `io-pgtable import-ftrace` would.
+ */
+export function traceWorkload(file: string, name: string, needs: WorkloadNeed[] = []): Workload {
+  let text = readFileSync(file, 'utf8');
+  if (!text.trimStart().startsWith('{')) text = importFtrace(text, { ...DEFAULT_IMPORT, file }).lines.join('\n');
+  const { pgtable, jobs } = jobsFromTrace(text, file);
+  return { name, description: `capture ${file}`, needs, seed: 0, pgtable, contexts: 1, jobs };
+}
+
 const traceReplay: WorkloadDef = {
   name: 'trace-replay',
+  needs: [],
   description: 'replay of a captured trace (embedded ftrace capture of compositor churn, or --trace FILE)',
   build({ seed, scale, traceFile }) {
     let text: string;
@@ -284,13 +337,13 @@ const traceReplay: WorkloadDef = {
       text = readFileSync(traceFile, 'utf8');
       file = traceFile;
       // Our own trace format starts with a JSON header; anything else is ftrace text.
-      if (!text.trimStart().startsWith('{')) text = importFtrace(text, { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000n, ias: 48, oas: 48, file }).lines.join('\n');
+      if (!text.trimStart().startsWith('{')) text = importFtrace(text, { ...DEFAULT_IMPORT, file }).lines.join('\n');
     } else {
       file = '<embedded capture>';
-      text = importFtrace(embeddedCapture(seed, Math.round(3000 * scale)), { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000n, ias: 48, oas: 48, file }).lines.join('\n');
+      text = importFtrace(embeddedCapture(seed, Math.round(3000 * scale)), { ...DEFAULT_IMPORT, file }).lines.join('\n');
     }
     const { pgtable, jobs } = jobsFromTrace(text, file);
-    return { name: this.name, description: this.description, seed, pgtable, contexts: 1, jobs };
+    return { name: this.name, description: this.description, needs: this.needs, seed, pgtable, contexts: 1, jobs };
   },
 };
 

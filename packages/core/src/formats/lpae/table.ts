@@ -13,7 +13,7 @@ import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
 import type { IotlbGather } from '../../gather.js';
 import { levelIndex, maxEntries, tableSize, type Geometry } from '../../geometry.js';
-import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory } from '../../phys/memory.js';
+import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, storeOf, type MemoryStore } from '../../phys/memory.js';
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import {
@@ -76,7 +76,8 @@ export class LpaeEngine {
   readonly g: Geometry;
   readonly mali: boolean;
   readonly coherent: boolean;
-  readonly mem: PhysMemory;
+  /** The memory's store: live word arrays, guards composed (internal to core). */
+  readonly mem: MemoryStore;
   pgd: Paddr = -1;
   liveTables = 0;
   liveBytes = 0;
@@ -88,7 +89,7 @@ export class LpaeEngine {
     this.g = cfg.geometry;
     this.mali = cfg.fmt === 'ARM_MALI_LPAE';
     this.coherent = cfg.coherentWalk;
-    this.mem = cfg.memory;
+    this.mem = storeOf(cfg.memory);
     this.nsTable = cfg.quirks & Quirk.ARM_NS ? PTE_HI_NSTABLE : 0;
   }
 
@@ -209,12 +210,14 @@ export class LpaeEngine {
       let lo = w[slot]!;
       let hi = w[slot + 1]!;
       if (lo === 0 && hi === 0) {
+        // May the slot be written? Asked before allocating: a refused write (a table the
+        // host gave away) must not strand a new table that nothing links to.
+        this.guardWrite(table, idx, 1);
         const child = this.allocPages(g.granule, ctx, 'table', level + 1);
         if (child === null) return E_NOMEM;
         // arm_lpae_install_table: the slot is still empty (operations are serialised).
         lo = (paddrToPteLo(child) | PTE_TYPE_TABLE) >>> 0;
         hi = (paddrToPteHi(child) | this.nsTable) >>> 0;
-        this.guardWrite(table, idx, 1);
         const w2 = mem.chunk(table);
         w2[slot] = lo;
         w2[slot + 1] = hi;
