@@ -48,8 +48,13 @@ describe('free window: writes', () => {
     expect(generations.findings).toEqual([]);
   });
 
-  it('a write the guard cannot see (straight into the word array) is found when the window closes', () => {
-    const { generations, top, p } = rig((m, q) => void (m.chunk(q)[PhysMemory.wordIndex(q)] = 0xdead_0003));
+  it('a write the guard does not see (the open guard slot cleared around it) is found when the window closes', () => {
+    const { generations, top, p } = rig((m, q) => {
+      const slot = m.guard;
+      m.guard = null;
+      m.write64(q, 0xdead_0003n, 'allocator');
+      m.guard = slot;
+    });
     const t = token(4);
     top.free(p, SZ_4K, freeCtx(t));
     expect(generations.findings).toEqual([]);
