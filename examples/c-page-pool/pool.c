@@ -29,7 +29,8 @@ struct node {
 };
 
 static struct node nodes[MAX_NODES];
-static iopgt_u32 spare = NIL;            /* unused nodes */
+static iopgt_u32 spare = NIL;           /* returned nodes */
+static iopgt_u32 fresh;                 /* nodes [fresh, MAX_NODES) never used yet */            /* unused nodes */
 static iopgt_u32 idle[CLASSES];          /* per-size free lists (LIFO) */
 static iopgt_u32 idle_count[CLASSES];
 static iopgt_u32 pending = NIL;          /* freed pages waiting for their flush */
@@ -39,8 +40,11 @@ static iopgt_u32 class_of(iopgt_size_t size) { return (iopgt_u32)(__builtin_ctz(
 static iopgt_size_t size_of(iopgt_u32 cls) { return (iopgt_size_t)64 << cls; }
 
 static iopgt_u32 node_get(void) {
+  if (spare == NIL) {
+    IOPGT_ASSERT(fresh < MAX_NODES); /* more pages held at once than MAX_NODES: raise it */
+    return fresh++;
+  }
   iopgt_u32 n = spare;
-  IOPGT_ASSERT(n != NIL); /* more than MAX_NODES pages held: raise MAX_NODES */
   spare = nodes[n].next;
   return n;
 }
@@ -65,8 +69,6 @@ static void settle(iopgt_u32 n) {
 }
 
 static void *pool_init(void) {
-  for (iopgt_u32 i = 0; i < MAX_NODES; i++) nodes[i].next = i + 1 < MAX_NODES ? i + 1 : NIL;
-  spare = 0;
   for (iopgt_u32 c = 0; c < CLASSES; c++) idle[c] = NIL;
   return NULL;
 }

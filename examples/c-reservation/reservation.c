@@ -35,7 +35,8 @@ struct job {
 
 static struct node nodes[MAX_NODES];
 static struct job jobs[MAX_JOBS];
-static iopgt_u32 spare = NIL;
+static iopgt_u32 spare = NIL; /* returned nodes */
+static iopgt_u32 fresh;       /* nodes [fresh, MAX_NODES) never used yet */
 static iopgt_u32 pending = NIL;
 static iopgt_u32 running; /* handle of the job between run_begin and run_end, or 0 */
 static iopgt_u64 reserved_bytes, pending_bytes;
@@ -43,8 +44,11 @@ static iopgt_u64 reserved_bytes, pending_bytes;
 #define FLUSHED_ANY (IOPGT_FLUSH_ALL - 1)
 
 static iopgt_u32 node_get(void) {
+  if (spare == NIL) {
+    IOPGT_ASSERT(fresh < MAX_NODES); /* more pages held at once than MAX_NODES: raise it */
+    return fresh++;
+  }
   iopgt_u32 n = spare;
-  IOPGT_ASSERT(n != NIL);
   spare = nodes[n].next;
   return n;
 }
@@ -62,12 +66,6 @@ static struct job *job_of(iopgt_u32 handle) {
   iopgt_u32 slot = (handle & 0xffu) - 1u;
   if ((handle & 0xffu) == 0 || slot >= MAX_JOBS || !jobs[slot].active || jobs[slot].gen != (handle >> 8)) return NULL;
   return &jobs[slot];
-}
-
-static void *resv_init(void) {
-  for (iopgt_u32 i = 0; i < MAX_NODES; i++) nodes[i].next = i + 1 < MAX_NODES ? i + 1 : NIL;
-  spare = 0;
-  return NULL;
 }
 
 static void give_back(struct job *j) {
@@ -209,7 +207,6 @@ static const struct iopgt_ops ops = {
 #else
     .caps = {.name = "c-reservation", .min_size = 64, .max_size = 1u << 20, .reuse = IOPGT_REUSE_AFTER_FLUSH, .zeroes = IOPGT_ZERO_BACKING, .may_fail = 1},
 #endif
-    .init = resv_init,
     .alloc = resv_alloc,
     .free = resv_free,
     .flush_done = resv_flush_done,

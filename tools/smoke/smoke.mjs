@@ -20,6 +20,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rea
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { smokeCAllocator } from './lib/c-allocator.mjs';
 import { checkReleasePlan } from './lib/release-plan.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -239,6 +240,8 @@ function main() {
         .split('\n')
         .filter(Boolean);
       if (vitests.length !== 1) fail(`expected one vitest in the scratch project, found ${vitests.length}: ${vitests.join(', ')}`);
+      step('C allocators: build-c the C examples, run the suite on each from the tarballs');
+      smokeCAllocator({ scratch, repoRoot, env: cleanEnv, fail, log: (l) => console.log(`   ${l}`) });
     }
 
       step(`Install the tarballs into a scratch copy of examples/flush-token-plugin and run its tests`);

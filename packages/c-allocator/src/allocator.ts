@@ -280,19 +280,27 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
    * was left mid-operation), so one bad call cannot crash the runner or corrupt later runs.
    */
   function enter<T>(what: string, fn: () => T): T {
-    if (failure !== null) throw new CAllocatorError(name, failure.rule, 'unusable', what, `the allocator is unusable after an earlier error: ${failure.message}`);
-    call = what;
+    begin(what);
     try {
       return fn();
     } catch (e) {
-      failure = translate(e, what);
-      // A typed error from the backing store or an access guard keeps its own class
-      // (the suite matches on it); everything else surfaces as the CAllocatorError.
-      throw (e as { rule?: unknown }).rule !== undefined && !(e instanceof CAllocatorError) ? e : failure;
+      return failed(e, what);
     } finally {
       current = null;
       currentGfp = -1;
     }
+  }
+  /** The start of every call into C: refuses calls once the instance is unusable. */
+  function begin(what: string): void {
+    if (failure !== null) throw new CAllocatorError(name, failure.rule, 'unusable', what, `the allocator is unusable after an earlier error: ${failure.message}`);
+    call = what;
+  }
+  /** A call into C threw: record why the instance is now unusable, and rethrow typed. */
+  function failed(e: unknown, what: string): never {
+    failure = translate(e, what);
+    // A typed error from the backing store or an access guard keeps its own class
+    // (the suite matches on it); everything else surfaces as the CAllocatorError.
+    throw (e as { rule?: unknown }).rule !== undefined && !(e instanceof CAllocatorError) ? e : failure;
   }
   function translate(e: unknown, what: string): CAllocatorError {
     if (e instanceof CAllocatorError) return e;
@@ -393,12 +401,19 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
         throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [${minSize}, ${maxSize}]`);
       }
       const gfp = gfpOf(ctx);
-      const m = enter('alloc', () => {
-        current = ctx;
-        currentGfp = gfp;
+      // Inlined enter(): the hot path allocates no closure.
+      begin('alloc');
+      current = ctx;
+      currentGfp = gfp;
+      try {
         ex.iopgt_abi_alloc(size, gfp);
-        return mem32();
-      });
+      } catch (e) {
+        failed(e, 'alloc');
+      } finally {
+        current = null;
+        currentGfp = -1;
+      }
+      const m = mem32();
       const lo = m[scratch]!;
       const hi = m[scratch + 1]!;
       if (lo === 0 && hi === 0) return null;
@@ -421,8 +436,11 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       const flags = freeFlagsOf(ctx);
       const id = ctx?.flush.id ?? 0;
       freeing = paddr;
+      begin('free');
       try {
-        enter('free', () => ex.iopgt_abi_free(paddr % TWO_32, Math.floor(paddr / TWO_32), allocated, flags, id % TWO_32, Math.floor(id / TWO_32)));
+        ex.iopgt_abi_free(paddr % TWO_32, Math.floor(paddr / TWO_32), allocated, flags, id % TWO_32, Math.floor(id / TWO_32));
+      } catch (e) {
+        failed(e, 'free');
       } finally {
         freeing = -1;
       }

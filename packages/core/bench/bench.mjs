@@ -1,18 +1,69 @@
 #!/usr/bin/env node
-// Core benchmarks W1-W4 (issue 3): a 48-bit 4K ARM_64_LPAE_S1 table, coherent walk, the
-// free-list system allocator, flush callbacks that only count. Prints ns per unit as a
-// table and as JSON. Usage: node bench/bench.mjs [--mode kernel|strict] [--reps N] [--json]
+// Core benchmarks W1-W4 (issue 15): a 48-bit 4K ARM_64_LPAE_S1 table, coherent walk, the
+// free-list system allocator, flush callbacks that only count. Prints what it measured in
+// this run: ns per unit, best of the repetitions of each run, for several interleaved runs,
+// with the spread across runs; `--mem` adds the memory figures of a fully mapped W1.
 import { IotlbGather, Prot, createPageTable, createSystemAllocator, xorshift32 } from '../dist/index.js';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const HELP = `usage: node bench/bench.mjs [options]
+
+Runs the core workloads on a 48-bit 4K ARM_64_LPAE_S1 table (coherent walk, free-list system
+allocator, counting flush callbacks) and prints ns per unit, in both modes by default:
+  W1  map / unmap 1 GiB of 4 KiB pages (ns per page)
+  W2  map / unmap 64 GiB of 2 MiB blocks (ns per block)
+  W3  1,000,000 random iova_to_phys over W1's mapping (ns per lookup)
+  W4  200,000 random 64 KiB map/unmap operations over 65,536 slots (ns per op)
+Each cell is the best of --reps repetitions; --runs runs are interleaved (every workload and
+mode once per run) and the table shows the median run with the range across runs, for wall
+time and for the process's CPU time (which excludes time other processes held the core).
+
+options:
+  --mode kernel,strict   modes to run (default both)
+  --reps N               repetitions per run, best taken (default 5)
+  --runs N               interleaved runs, for the spread (default 3)
+  --mem                  also measure memory for W1 fully mapped: typed-array bytes and RSS
+                         growth, against the kernel's table bytes (same tables, same sizes)
+  --json                 print only the JSON result
+  --help                 print this help and exit
+`;
 
 const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const KNOWN = new Set(['--mode', '--reps', '--runs', '--mem', '--json', '--mem-child']);
+for (let i = 0; i < args.length; i++) {
+  if (!KNOWN.has(args[i])) {
+    process.stderr.write(`bench: unknown option ${JSON.stringify(args[i].slice(0, 80))} (see --help)\n`);
+    process.exit(2);
+  }
+  if (args[i] === '--mode' || args[i] === '--reps' || args[i] === '--runs' || args[i] === '--mem-child') i++;
+}
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const modes = opt('mode', 'kernel,strict').split(',');
+const modes = String(opt('mode', 'kernel,strict')).split(',');
 const REPS = Number(opt('reps', '5'));
+const RUNS = Number(opt('runs', '3'));
+for (const [name, v] of [['--reps', REPS], ['--runs', RUNS]]) {
+  if (!Number.isInteger(v) || v < 1 || v > 1000) {
+    process.stderr.write(`bench: ${name} must be an integer in 1..1000\n`);
+    process.exit(2);
+  }
+}
+if (!modes.every((m) => m === 'kernel' || m === 'strict')) {
+  process.stderr.write('bench: --mode takes kernel, strict or kernel,strict\n');
+  process.exit(2);
+}
 const jsonOnly = args.includes('--json');
+const withMem = args.includes('--mem');
 
 const SZ_4K = 0x1000;
 const SZ_2M = 0x20_0000;
@@ -53,44 +104,66 @@ function unmapRange(pt, iova, pgsize, count, gather) {
   }
 }
 
+/**
+ * Wall-clock and CPU time of `fn` in ns. On a shared machine the wall time includes the
+ * time other processes held the core; the process CPU time (user + system) does not, so
+ * both are reported.
+ */
 function time(fn) {
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   fn();
-  return Number(process.hrtime.bigint() - t0);
+  const wall = Number(process.hrtime.bigint() - t0);
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) * 1000 };
 }
 
+/** The best (smallest) of several measurements, each divided by `units`. */
+class Best {
+  wall = Infinity;
+  cpu = Infinity;
+  add(t, units) {
+    this.wall = Math.min(this.wall, t.wall / units);
+    this.cpu = Math.min(this.cpu, t.cpu / units);
+  }
+}
 
 function mapUnmap(mode, iova, pa, pgsize, count) {
-  let bestMap = Infinity;
-  let bestUnmap = Infinity;
+  const bestMap = new Best();
+  const bestUnmap = new Best();
   const allocator = newAllocator();
   for (let rep = 0; rep < REPS; rep++) {
     const pt = newTable(mode, allocator);
     const gather = new IotlbGather();
-    bestMap = Math.min(bestMap, time(() => mapRange(pt, iova, pa, pgsize, count)) / count);
-    bestUnmap = Math.min(bestUnmap, time(() => unmapRange(pt, iova, pgsize, count, gather)) / count);
+    bestMap.add(time(() => mapRange(pt, iova, pa, pgsize, count)), count);
+    bestUnmap.add(time(() => unmapRange(pt, iova, pgsize, count, gather)), count);
     pt.free();
   }
   return { map: bestMap, unmap: bestUnmap };
 }
 
+const W3_N = 1_000_000;
+const w3Offsets = (() => {
+  const rnd = xorshift32(42);
+  const offs = new Float64Array(W3_N);
+  for (let i = 0; i < W3_N; i++) offs[i] = (rnd() % (SZ_1G / 8)) * 8;
+  return offs;
+})();
+
 function w3(mode) {
   const pt = newTable(mode, newAllocator());
   mapRange(pt, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
-  const rnd = xorshift32(42);
-  const N = 1_000_000;
-  const offs = new Float64Array(N);
-  for (let i = 0; i < N; i++) offs[i] = (rnd() % (SZ_1G / 8)) * 8;
+  const offs = w3Offsets;
   // Every lookup must hit: fold the low 32 bits of each answer and compare per repetition
   // (a running sum would pass 2^53 and lose precision).
   let expect = 0;
-  for (let i = 0; i < N; i++) expect ^= (0x2_0000_0000 + offs[i]) >>> 0;
-  let best = Infinity;
+  for (let i = 0; i < W3_N; i++) expect ^= (0x2_0000_0000 + offs[i]) >>> 0;
+  const best = new Best();
   for (let rep = 0; rep < REPS; rep++) {
     let check = 0;
-    best = Math.min(best, time(() => {
-      for (let i = 0; i < N; i++) check ^= pt.iovaToPhys(0x1_0000_0000 + offs[i]) >>> 0;
-    }) / N);
+    best.add(time(() => {
+      for (let i = 0; i < W3_N; i++) check ^= pt.iovaToPhys(0x1_0000_0000 + offs[i]) >>> 0;
+    }), W3_N);
     if (check !== expect) throw new Error('W3 translations are wrong');
   }
   pt.free();
@@ -100,14 +173,14 @@ function w3(mode) {
 function w4(mode) {
   const SLOTS = 65_536;
   const OPS = 200_000;
-  let best = Infinity;
+  const best = new Best();
   const allocator = newAllocator();
   for (let rep = 0; rep < REPS; rep++) {
     const pt = newTable(mode, allocator);
     const live = new Uint8Array(SLOTS);
     const rnd = xorshift32(7 + rep);
     const gather = new IotlbGather();
-    best = Math.min(best, time(() => {
+    best.add(time(() => {
       for (let i = 0; i < OPS; i++) {
         const slot = rnd() % SLOTS;
         const iova = 0x400_0000_0000 + slot * 0x1_0000;
@@ -121,7 +194,7 @@ function w4(mode) {
           live[slot] = 1;
         }
       }
-    }) / OPS);
+    }), OPS);
     pt.free();
   }
   return best;
@@ -152,16 +225,69 @@ function warmup() {
   }
 }
 
-const kernelC = { w1Map: 3.1, w1Unmap: 4.0, w2Map: 3.4, w2Unmap: 4.0, w3: 70, w4: 320 };
-const results = {};
-warmup();
-for (const mode of modes) {
-  const w1 = mapUnmap(mode, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
-  const w2 = mapUnmap(mode, 0x10_0000_0000, 0x2_0000_0000, SZ_2M, (64 * SZ_1G) / SZ_2M);
-  results[mode] = { w1Map: w1.map, w1Unmap: w1.unmap, w2Map: w2.map, w2Unmap: w2.unmap, w3: w3(mode), w4: w4(mode) };
+/**
+ * Memory of W1 fully mapped, in a fresh allocator and memory: growth of the process's
+ * ArrayBuffer bytes (every typed array the model holds: table storage, frame state,
+ * overlap bitmaps) and of its RSS, each against the bytes of the kernel's tables (the same
+ * 515 tables, allocated with the same sizes).
+ */
+function memory(mode) {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  gc();
+  gc();
+  const before = process.memoryUsage();
+  const pt = newTable(mode, newAllocator());
+  mapRange(pt, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
+  gc();
+  const after = process.memoryUsage();
+  const tableBytes = pt.stats().liveBytes;
+  const out = {
+    tables: pt.stats().liveTables,
+    kernelTableBytes: tableBytes,
+    arrayBufferGrowth: after.arrayBuffers - before.arrayBuffers,
+    rssGrowth: after.rss - before.rss,
+  };
+  pt.free();
+  return { ...out, arrayBufferRatio: out.arrayBufferGrowth / tableBytes, rssRatio: out.rssGrowth / tableBytes };
 }
-const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version };
-const out = { machine, reps: REPS, unit: 'ns', kernelC, results, flushCounts: counts };
+
+// Internal: one memory measurement in a fresh process (see memoryInChild).
+if (args.includes('--mem-child')) {
+  process.stdout.write(JSON.stringify(memory(opt('mem-child', 'kernel'))) + '\n');
+  process.exit(0);
+}
+
+/** Each mode's memory figures in a process of its own, so no earlier garbage is counted. */
+function memoryInChild(mode) {
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--mem-child', mode], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+const KEYS = ['w1Map', 'w1Unmap', 'w2Map', 'w2Unmap', 'w3', 'w4'];
+warmup();
+const runs = [];
+for (let run = 0; run < RUNS; run++) {
+  const r = {};
+  for (const mode of modes) {
+    const w1 = mapUnmap(mode, 0x1_0000_0000, 0x2_0000_0000, SZ_4K, SZ_1G / SZ_4K);
+    const w2 = mapUnmap(mode, 0x10_0000_0000, 0x2_0000_0000, SZ_2M, (64 * SZ_1G) / SZ_2M);
+    r[mode] = { w1Map: w1.map, w1Unmap: w1.unmap, w2Map: w2.map, w2Unmap: w2.unmap, w3: w3(mode), w4: w4(mode) };
+  }
+  runs.push(r);
+}
+const summary = {};
+const stat = (v) => {
+  v.sort((a, b) => a - b);
+  return { median: v[Math.floor(v.length / 2)], min: v[0], max: v[v.length - 1] };
+};
+for (const mode of modes) {
+  summary[mode] = {};
+  for (const k of KEYS) summary[mode][k] = { wall: stat(runs.map((r) => r[mode][k].wall)), cpu: stat(runs.map((r) => r[mode][k].cpu)) };
+}
+const mem = withMem ? Object.fromEntries(modes.map((m) => [m, memoryInChild(m)])) : undefined;
+const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
+const out = { machine, date: new Date().toISOString(), reps: REPS, runs: RUNS, unit: 'ns', summary, runsRaw: runs, memory: mem, flushCounts: counts };
 if (!jsonOnly) {
   const rows = [
     ['W1 map (ns/page)', 'w1Map'],
@@ -171,13 +297,23 @@ if (!jsonOnly) {
     ['W3 iova_to_phys (ns/lookup)', 'w3'],
     ['W4 random 64K map/unmap (ns/op)', 'w4'],
   ];
-  const head = ['workload', 'Linux C -O2', ...modes.map((m) => `${m} (x C)`)];
-  const lines = rows.map(([label, k]) => [label, String(kernelC[k]), ...modes.map((m) => `${results[m][k].toFixed(1)} (${(results[m][k] / kernelC[k]).toFixed(2)}x)`)]);
+  const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+  const head = ['workload', ...modes.flatMap((m) => [`${m} wall: median (range)`, `${m} cpu: median (range)`])];
+  const cell = (s) => `${f(s.median)} (${f(s.min)}-${f(s.max)})`;
+  const lines = rows.map(([label, k]) => [label, ...modes.flatMap((m) => [cell(summary[m][k].wall), cell(summary[m][k].cpu)])]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}; best of ${REPS}`);
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, load ${machine.loadavg.join(' ')}; ${RUNS} runs, best of ${REPS} each`);
   console.log(fmt(head));
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
   for (const l of lines) console.log(fmt(l));
+  if (mem) {
+    for (const m of modes) {
+      const x = mem[m];
+      console.log(
+        `memory (${m}, W1 mapped: ${x.tables} tables = ${x.kernelTableBytes} B of kernel tables): typed arrays +${x.arrayBufferGrowth} B (${x.arrayBufferRatio.toFixed(2)}x), RSS +${x.rssGrowth} B (${x.rssRatio.toFixed(2)}x)`,
+      );
+    }
+  }
 }
 console.log(JSON.stringify(out));

@@ -40,12 +40,6 @@ export const CUSTOM_ALLOCATOR_FORMATS: ReadonlySet<string> = new Set<string>(FOR
 /** Kernel formats that exist but are not modelled; they lack the custom-allocator capability. */
 export const UNMODELLED_FORMATS: ReadonlySet<string> = new Set(['ARM_V7S', 'APPLE_DART', 'APPLE_DART2']);
 
-export function isStage1(fmt: FormatName): boolean {
-  return fmt === 'ARM_64_LPAE_S1' || fmt === 'ARM_32_LPAE_S1';
-}
-export function isStage2(fmt: FormatName): boolean {
-  return fmt === 'ARM_64_LPAE_S2' || fmt === 'ARM_32_LPAE_S2';
-}
 
 export const SZ_4K = 0x1000;
 export const SZ_16K = 0x4000;

@@ -39,3 +39,29 @@ export interface UnmapResult {
   error?: UnmapErrno;
   message?: string;
 }
+
+/** One table whose free hook threw during a teardown or an unmap. */
+export interface TableFreeFailure {
+  readonly paddr: number;
+  /** The size passed to the free hook (the table's logical size). */
+  readonly size: number;
+  readonly level: number;
+  /** What the hook threw. */
+  readonly error: unknown;
+}
+
+/**
+ * Freeing tables failed: the page table went on past every failing free hook (so every
+ * other table went back to the allocator) and reports each failure here. Tables listed
+ * stay counted in `pt.stats().liveTables`: the allocator never took them back.
+ */
+export class TableFreeError extends Error {
+  override readonly name = 'TableFreeError';
+  constructor(readonly failures: readonly TableFreeFailure[]) {
+    const first = failures[0]?.error;
+    const why = first instanceof Error ? first.message : String(first);
+    super(`[iopgt] [core] the free hook threw for ${failures.length} table${failures.length === 1 ? '' : 's'} (first: ${why.length > 200 ? why.slice(0, 200) + '...' : why})`, {
+      cause: first,
+    });
+  }
+}

@@ -25,8 +25,6 @@ export interface Geometry {
   readonly levelShift: readonly number[];
   /** Block (or page) size mapped by one entry, per level 0..3. */
   readonly blockSize: readonly number[];
-  /** Divisor that brings the level's index bits down: 2^levelShift[l]. */
-  readonly levelDiv: readonly number[];
   /** Number of index values at each level (2^bits; the start level uses pgdBits). */
   readonly indexCount: readonly number[];
 }
@@ -42,13 +40,11 @@ export function makeGeometry(p: {
   const bitsPerLevel = pgShift - 3;
   const levelShift: number[] = [];
   const blockSize: number[] = [];
-  const levelDiv: number[] = [];
   const indexCount: number[] = [];
   for (let l = 0; l <= MAX_LEVELS; l++) {
     const shift = (MAX_LEVELS - l) * bitsPerLevel + 3;
     levelShift.push(shift);
     blockSize.push(2 ** shift);
-    levelDiv.push(2 ** shift);
     indexCount.push(2 ** (l === p.startLevel ? p.pgdBits : bitsPerLevel));
   }
   // Not Object.freeze: V8 reads elements of frozen arrays ~10x slower, and these tables
@@ -66,7 +62,6 @@ export function makeGeometry(p: {
     oas: p.oas,
     levelShift,
     blockSize,
-    levelDiv,
     indexCount,
   };
 }
@@ -76,7 +71,7 @@ export function makeGeometry(p: {
  * the level's index width are masked away, so addresses above ias alias (as in Linux).
  */
 export function levelIndex(g: Geometry, iova52: number, level: number): number {
-  return Math.floor(iova52 / g.levelDiv[level]!) % g.indexCount[level]!;
+  return Math.floor(iova52 / g.blockSize[level]!) % g.indexCount[level]!;
 }
 
 /** Entries left in the granule-sized table page holding `idx`: arm_lpae_max_entries. */

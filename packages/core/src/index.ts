@@ -9,24 +9,12 @@ export * as pte from './formats/lpae/pte.js';
 export { configureLpae, LPAE_MAIR, LPAE_MAIR_KERNEL, MALI_MEMATTR, type LpaeSetup, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
 export type { DirtyRecorder } from './formats/lpae/table.js';
 export { GatherFlushToken, IotlbGather } from './gather.js';
-export { IoPgtableError, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';
+export { IoPgtableError, TableFreeError, type TableFreeFailure, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';
 export type { AllocHook, DmaOps, FlushOps, FreeHook, Mode } from './types.js';
-export {
-  IOMMU_DIRTY_NO_CLEAR,
-  PageTable,
-  allocIoPgtableOps,
-  createPageTable,
-  parseProt,
-  parseQuirks,
-  toU64,
-  type AllocResult,
-  type EffectiveCfg,
-  type LookupResult,
-  type PgtableCfg,
-  type PgtableEnv,
-  type U64,
-  type WalkResult,
-} from './io-pgtable.js';
+export { allocIoPgtableOps, createPageTable, type AllocResult, type EffectiveCfg, type PgtableCfg, type PgtableEnv } from './io-pgtable.js';
+export { IOMMU_DIRTY_NO_CLEAR, PageTable, type LookupResult, type U64, type WalkResult } from './page-table.js';
+export { parseProt, parseQuirks, toU64 } from './names.js';
+export { LPAE_FORMATS, formatOps, type LpaeFormatOps, type MemoryTypeBits, type PermissionBits, type RegisterSet } from './formats/lpae/ops.js';
 export { TraceError, parseTrace, parseU64, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
 export { compareResults, replayParsed, replayTrace } from './replay/replay.js';
 export * as hw from './hw/index.js';

@@ -14,7 +14,7 @@ const CAPTURE = ftrace([
   'unmap: IOMMU: iova=0x0000000040000000 - 0x0000000040400000 size=4194304 unmapped_size=4194304',
 ]);
 
-describe('io-pgtable compare: the answer', () => {
+describe('io-pgtable compare: the answer', { timeout: 300_000 }, () => {
   it('prints a recommended stack with its reason per workload first, the criteria, then the table; the files agree', () => {
     const dir = tempDir();
     const r = cli(['compare', '--out-dir', dir, ...FAST, '--jobs', '2']);
@@ -86,6 +86,21 @@ describe('io-pgtable compare: the answer', () => {
     for (const rec of j.recommendations) expect(rec.stack).toMatch(/^reserve-/);
   });
 
+  it('a bad capture among several is left out and reported; the others still run; exit 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'good.txt'), CAPTURE);
+    writeFileSync(join(dir, 'bad.txt'), CAPTURE.replace('size=16384\n', 'size=16384\n  gpu-1 [000] ..... 1.5: map: IOMMU: iova=0x10 paddr=0x0 size=4096\n'));
+    const r = cli(['compare', '--json', '--out-dir', dir, '--reps', '1', '--trace', join(dir, 'good.txt'), join(dir, 'bad.txt')]);
+    expect(r.status).toBe(2);
+    const j = JSON.parse(r.stdout);
+    expect([...new Set(j.results.map((x: { workload: string }) => x.workload))]).toEqual(['good.txt']);
+    expect(j.failed).toEqual([{ file: join(dir, 'bad.txt'), error: expect.stringMatching(new RegExp(`^${join(dir, 'bad.txt').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: `)) }]);
+    expect(r.stderr.trim().split('\n')).toHaveLength(2);
+    expect(r.stderr).toContain(`captures: 1 ran, 1 failed (${join(dir, 'bad.txt')})`);
+    // The report holds what ran, and re-renders.
+    expect(cli(['report', '--in', join(dir, 'data.json'), '--out', join(dir, 'r.html')]).status).toBe(0);
+  });
+
   it('--json prints exactly one JSON object and nothing on stderr', () => {
     const dir = tempDir();
     const r = cli(['compare', '--json', '--out-dir', dir, ...FAST, '--workload', 'random-churn', '--stack', 'system,pool']);
@@ -125,7 +140,7 @@ describe('io-pgtable compare: the answer', () => {
   });
 });
 
-describe('--help of the matrix commands', () => {
+describe('--help of the matrix commands', { timeout: 300_000 }, () => {
   const known = new Set([...WORKLOADS.map((w) => w.name), ...STACKS.map((s) => s.name)]);
   it.each(['compare', 'simulate', 'bench', 'report'])('%s --help has Examples whose workload and stack names exist', (c) => {
     const r = cli([c, '--help']);
@@ -139,7 +154,7 @@ describe('--help of the matrix commands', () => {
   });
 });
 
-describe('io-pgtable report: bad data', () => {
+describe('io-pgtable report: bad data', { timeout: 300_000 }, () => {
   it('a broken data file names the file and line, exit 2', () => {
     const dir = tempDir();
     const f = join(dir, 'data.json');

@@ -13,7 +13,7 @@ function compare(dir: string, extra: string[]) {
   return JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8'));
 }
 
-describe('results do not depend on the worker count or the sharding', () => {
+describe('results do not depend on the worker count or the sharding', { timeout: 300_000 }, () => {
   it('--jobs 1, --jobs 2, and --shard 1/3..3/3 merged with report --merge give the same results', () => {
     const base = tempDir('iopgt-det-');
     const one = compare(join(base, 'j1'), ['--jobs', '1']);

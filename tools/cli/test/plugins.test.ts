@@ -27,7 +27,7 @@ function pluginProject(): string {
 
 const FAST = ['--workload', 'random-churn', '--scale', '0.03', '--reps', '1'];
 
-describe('--stack with third-party plugins', () => {
+describe('--stack with third-party plugins', { timeout: 300_000 }, () => {
   it('a plugin package by name runs beside the built-ins (+), on worker threads too', () => {
     const dir = pluginProject();
     for (const jobs of ['1', '2']) {

@@ -30,7 +30,7 @@ beforeAll(async () => {
   if (r.status !== 0) throw new Error(`compare failed (${r.status}): ${r.stderr}`);
   data = JSON.parse(readFileSync(join(outDir, 'data.json'), 'utf8'));
   browser = await chromium.launch({ executablePath, args: FLAGS });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -134,7 +134,7 @@ describe('report/index.html in headless chromium', () => {
     console.log(`report screenshot: ${join(outDir, 'report.png')}`);
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 
   it('hostile strings in every data.json field are shown as text: no script runs, nothing is fetched', async () => {
     const payloads = [
@@ -179,5 +179,5 @@ describe('report/index.html in headless chromium', () => {
     expect(await page.getAttribute('#results th:nth-child(4)', 'aria-sort')).toBe('ascending');
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 });

@@ -12,7 +12,7 @@ function simulate(args: string[], env?: Record<string, string>) {
   return { ...r, json: JSON.parse(r.stdout) as { results: Result[] } };
 }
 
-describe('io-pgtable simulate', () => {
+describe('io-pgtable simulate', { timeout: 300_000 }, () => {
   it('system only: every table is one page allocation, freed again; nothing over-provisioned or leaked', () => {
     const { json } = simulate(['--workload', 'random-churn', '--stack', 'system', '--scale', '0.05']);
     const [r] = json.results;
@@ -134,7 +134,7 @@ describe('io-pgtable simulate', () => {
   });
 });
 
-describe('io-pgtable bench', () => {
+describe('io-pgtable bench', { timeout: 300_000 }, () => {
   it('reports best and median ns per op as JSON', () => {
     const r = cli(['bench', '--json', '--reps', '2', '--workload', 'random-churn', '--stack', 'system', '--scale', '0.02']);
     expect(r.status).toBe(0);

@@ -83,7 +83,8 @@ export class MemoryStore {
     let left = size;
     while (left > 0) {
       const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      this.load(Math.floor(p / CHUNK_BYTES), true);
+      const key = Math.floor(p / CHUNK_BYTES);
+      if (key !== this.lastKey) this.load(key, true);
       this.lastWritten.fill(1, (p % CHUNK_BYTES) >>> FRAME_SHIFT, ((p % CHUNK_BYTES) + inChunk + 0xfff) >>> FRAME_SHIFT);
       p += inChunk;
       left -= inChunk;
@@ -107,6 +108,17 @@ export class MemoryStore {
       left -= inFrame;
     }
     return true;
+  }
+
+  /**
+   * The whole frames of a range that was just zeroed read as zero again without a scan:
+   * isZero is then O(1) for a recycled, re-zeroed table, as for a fresh one.
+   */
+  forgetZeroed(paddr: Paddr, size: number): void {
+    for (let f = Math.ceil(paddr / 0x1000), end = Math.floor((paddr + size) / 0x1000); f < end; f++) {
+      const key = Math.floor(f / FRAMES_PER_CHUNK);
+      if (key === this.lastKey || this.load(key, false)) this.lastWritten[f % FRAMES_PER_CHUNK] = 0;
+    }
   }
 
   /** Make `key` the cached chunk; with `create`, allocate it if missing. False if absent. */
@@ -287,6 +299,7 @@ export class PhysMemory implements PhysMemoryAccess {
     this.#store.forEachSpan(paddr, size, (c, w, n) => {
       if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
     }, false);
+    this.#store.forgetZeroed(paddr, size);
   }
 
   /** True if every byte of `[paddr, paddr + size)` is zero. Not guarded: allocators check fresh pages with it. */

@@ -10,7 +10,7 @@ import { GOALS, criteria, recommendationText } from '../sim/recommend.js';
 import { comparisonTable, runMatrix } from '../sim/run.js';
 import { findRepoRoot } from './repo-root.js';
 import { matrixOptions, goalOpt, parseMatrix } from './matrix-args.js';
-import { leakCheck } from './sim-commands.js';
+import { leakCheck, reportFailedTraces } from './sim-commands.js';
 
 export const COMPARE_REPS = 5;
 
@@ -60,6 +60,8 @@ Examples:
     const o = await parseMatrix(p, io, COMPARE_REPS);
     const outDir = str(p, 'out-dir') !== undefined ? resolve(io.cwd, str(p, 'out-dir')!) : join(findRepoRoot(io.cwd), 'report');
     const m = await runMatrix(io, 'compare', o);
+    // The report holds what ran; captures that failed are reported on stderr.
+    const { failed: _failed, ...ran } = m;
     const data = withRecommendations({
       format: DATA_FORMAT,
       tool: 'io-pgtable compare',
@@ -67,14 +69,14 @@ Examples:
       config: { seed: o.seed, scale: o.scale, traces: o.traces, goal, reps: o.reps },
       machine: machine(),
       jobs: o.jobs,
-      ...m,
+      ...ran,
       recommendations: null,
     });
     const files = writeReport(outDir, data);
     const leaks = leakCheck(m);
     const secs = Number(((performance.now() - t0) / 1000).toFixed(1));
     if (flag(p, 'json')) {
-      await write(io.stdout, JSON.stringify({ command: 'compare', report: files.html, data: files.json, seconds: secs, jobs: o.jobs, shard: m.shard, recommendations: data.recommendations, results: m.results }) + '\n');
+      await write(io.stdout, JSON.stringify({ command: 'compare', report: files.html, data: files.json, seconds: secs, jobs: o.jobs, shard: m.shard, failed: m.failed ?? [], recommendations: data.recommendations, results: m.results }) + '\n');
     } else {
       const head = data.recommendations
         ? `Recommended stack per workload (goal: ${goal}):\n${recommendationText(data.recommendations)}\nCriteria, in order:\n${criteria(goal).map((c) => `  ${c}`).join('\n')}\n\n`
@@ -82,7 +84,7 @@ Examples:
       await write(io.stdout, head + comparisonTable(m.results) + `\nreport: ${files.html}\ndata:   ${files.json}\n(${m.results.length} runs x ${o.reps} reps in ${secs} s, ${o.jobs} worker${o.jobs > 1 ? 's' : ''})\n`);
     }
     for (const l of leaks) io.stderr.write(`leak: ${l}\n`);
-    return leaks.length ? EXIT_FAIL : EXIT_OK;
+    return reportFailedTraces(m, io, 'compare', leaks.length ? EXIT_FAIL : EXIT_OK);
   },
 };
 

@@ -1,11 +1,24 @@
 /** `simulate` and `bench`: chosen workloads through chosen stacks, as a table or JSON. */
 import { flag, type Command } from '../command.js';
-import { EXIT_FAIL, EXIT_OK, write } from '../io.js';
+import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, write, type Io } from '../io.js';
 import { comparisonTable, runMatrix, spreadPct, type MatrixResult } from '../sim/run.js';
 import { STACKS } from '../sim/stacks.js';
 import { WORKLOADS } from '../sim/workloads.js';
 import { fmtInt, renderTable } from '../table.js';
 import { matrixOptions, parseMatrix } from './matrix-args.js';
+
+/**
+ * After the output: one line per capture that was left out, and the summary of what
+ * happened to each; exit 2 when any failed (bad input), else `status`.
+ */
+export function reportFailedTraces(m: MatrixResult, io: Io, command: string, status: number): number {
+  const failed = m.failed ?? [];
+  if (failed.length === 0) return status;
+  for (const f of failed) io.stderr.write(`io-pgtable ${command}: ${f.error} (left out)\n`);
+  const ran = m.workloads.length;
+  io.stderr.write(`io-pgtable ${command}: captures: ${ran} ran, ${failed.length} failed (${failed.map((f) => f.file).join(', ')})\n`);
+  return EXIT_USAGE;
+}
 
 /** Pairs that left pages behind after teardown: a failed check (exit 1). */
 export function leakCheck(m: MatrixResult): string[] {
@@ -32,7 +45,7 @@ Examples:
     if (flag(p, 'json')) await write(io.stdout, JSON.stringify({ command: 'simulate', seed: o.seed, scale: o.scale, reps: o.reps, results: m.results }) + '\n');
     else await write(io.stdout, comparisonTable(m.results));
     for (const l of leaks) io.stderr.write(`leak: ${l}\n`);
-    return leaks.length ? EXIT_FAIL : EXIT_OK;
+    return reportFailedTraces(m, io, 'simulate', leaks.length ? EXIT_FAIL : EXIT_OK);
   },
 };
 
@@ -62,6 +75,6 @@ Examples:
         ) + `(${o.reps} runs each, ${o.jobs} worker${o.jobs > 1 ? 's' : ''}, node ${process.version})\n`,
       );
     }
-    return EXIT_OK;
+    return reportFailedTraces(m, io, 'bench', EXIT_OK);
   },
 };

@@ -58,7 +58,7 @@ export function barFacet(o: { kind: string; workload: string; title: string; axi
   const ticks = Array.from({ length: nt + 1 }, (_, i) => (max * i) / nt);
   return html`<svg class="chart" data-chart="${o.kind}" data-workload="${o.workload}" viewBox="0 0 ${BW} ${h}" role="img" aria-label="${o.title}">
 <text x="4" y="15" class="title">${o.title}</text>
-${ticks.map((t) => html`<line class="grid" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top - 2}" y2="${top + plotH}"/><text class="tick" data-axis="x" x="${x(t).toFixed(1)}" y="${top + plotH + 12}" text-anchor="middle">${o.tick(t)}</text>`)}
+${ticks.map((t, i) => html`<line class="grid" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top - 2}" y2="${top + plotH}"/><text class="tick" data-axis="x" x="${x(t).toFixed(1)}" y="${top + plotH + 12}" text-anchor="${i === nt ? 'end' : 'middle'}">${o.tick(t)}</text>`)}
 ${o.rows.map((r, i) => {
     const y = top + i * ROW;
     const w = Math.max(1, x(r.value) - BL);

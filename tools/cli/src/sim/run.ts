@@ -6,7 +6,7 @@ import { shardSlice, type Shard } from './shard.js';
 import type { SimResult } from './simulate.js';
 import type { StackDef } from './stacks.js';
 import { buildWorkload, type StackRef, type Task, type WorkloadRef } from './tasks.js';
-import { WORKLOADS, findWorkload, type WorkloadNeed } from './workloads.js';
+import { WORKLOADS, findWorkload, type Workload, type WorkloadNeed } from './workloads.js';
 
 export interface MatrixStack {
   ref: StackRef;
@@ -48,6 +48,14 @@ export interface MatrixResult {
   workloads: WorkloadInfo[];
   stacks: StackInfo[];
   shard: Shard | null;
+  /** Captures that could not be read (left out; the command exits 2 after the rest ran). */
+  failed?: FailedTrace[];
+}
+
+export interface FailedTrace {
+  file: string;
+  /** `FILE:LINE: message`. */
+  error: string;
 }
 
 /** `all` or a comma-separated list of built-in workload names, each checked against the registry. */
@@ -65,7 +73,18 @@ export function stackInfo(d: StackDef): StackInfo {
 
 export async function runMatrix(io: Io, label: string, o: MatrixOptions): Promise<MatrixResult> {
   // Built here first so that bad input (a malformed capture) fails before any work starts.
-  const built = o.workloads.map((ref) => ({ ref, w: buildWorkload(ref) }));
+  // A bad capture among several is reported and left out; the others still run.
+  const built: Array<{ ref: WorkloadRef; w: Workload }> = [];
+  const failed: FailedTrace[] = [];
+  for (const ref of o.workloads) {
+    try {
+      built.push({ ref, w: buildWorkload(ref) });
+    } catch (e) {
+      if (!(e instanceof CliError) || ref.kind !== 'trace' || o.workloads.length === 1) throw e;
+      failed.push({ file: ref.file, error: e.located() });
+    }
+  }
+  if (built.length === 0) throw new CliError(`every capture failed: ${failed.map((f) => f.error).join('; ')}`, EXIT_USAGE);
   const cwd = io.cwd;
   const all: Task[] = [];
   for (const { ref } of built) {
@@ -88,6 +107,7 @@ export async function runMatrix(io: Io, label: string, o: MatrixOptions): Promis
     })),
     stacks: o.stacks.map((s) => stackInfo(s.def)),
     shard: o.shard ?? null,
+    failed,
   };
 }
 

@@ -5,21 +5,9 @@
  * one-entry level 0) and computes the register values.
  */
 import type { FormatName } from '../../constants.js';
-import {
-  HOST_PAGE_SIZE,
-  Quirk,
-  S2_MAX_CONCAT_PAGES,
-  SZ_16K,
-  SZ_1G,
-  SZ_2M,
-  SZ_32M,
-  SZ_4K,
-  SZ_4T,
-  SZ_512M,
-  SZ_64K,
-  isStage1,
-} from '../../constants.js';
+import { HOST_PAGE_SIZE, Quirk, S2_MAX_CONCAT_PAGES, SZ_16K, SZ_1G, SZ_2M, SZ_32M, SZ_4K, SZ_4T, SZ_512M, SZ_64K } from '../../constants.js';
 import { makeGeometry, type Geometry } from '../../geometry.js';
+import { LPAE_FORMATS } from './ops.js';
 
 export interface TcrFields {
   ips: number;
@@ -73,8 +61,6 @@ const MALI_TRANSTAB_ADRMODE_TABLE = 0x3;
 const MALI_TRANSTAB_READ_INNER = 0x4;
 const MALI_TRANSTAB_SHARE_OUTER = 0x10;
 
-const S1_QUIRKS = Quirk.ARM_NS | Quirk.ARM_TTBR1 | Quirk.ARM_OUTER_WBWA | Quirk.ARM_HD | Quirk.NO_WARN;
-const S2_QUIRKS = Quirk.ARM_S2FWB | Quirk.NO_WARN;
 
 export interface LpaeCfgIn {
   fmt: FormatName;
@@ -133,27 +119,15 @@ function concatMandatory(granule: number, startLevel: number, ias: number, oas: 
  */
 export function configureLpae(cfg: LpaeCfgIn): SetupResult {
   const fail = (reason: string): SetupResult => ({ ok: false, reason });
-  let { fmt, quirks, ias, oas } = cfg;
+  let { quirks, ias, oas } = cfg;
+  const ops = LPAE_FORMATS[cfg.fmt];
   let bitmap = cfg.pgsizeBitmap;
-  const fourK = BigInt(SZ_4K + SZ_2M + SZ_1G);
 
   // Format-specific limits, as the 32-bit and Mali wrappers check them first.
-  if (fmt === 'ARM_32_LPAE_S1') {
-    if (ias > 32 || oas > 40) return fail(`ARM_32_LPAE_S1 needs ias <= 32 and oas <= 40 (got ${ias}/${oas})`);
-    bitmap &= fourK;
-  } else if (fmt === 'ARM_32_LPAE_S2') {
-    if (ias > 40 || oas > 40) return fail(`ARM_32_LPAE_S2 needs ias <= 40 and oas <= 40 (got ${ias}/${oas})`);
-    bitmap &= fourK;
-  } else if (fmt === 'ARM_MALI_LPAE') {
-    if (quirks) return fail('ARM_MALI_LPAE accepts no quirks');
-    if (ias > 48 || oas > 40) return fail(`ARM_MALI_LPAE needs ias <= 48 and oas <= 40 (got ${ias}/${oas})`);
-    bitmap &= fourK;
-  }
-  if (isStage1(fmt)) {
-    if (quirks & ~S1_QUIRKS) return fail(`quirks 0x${(quirks & ~S1_QUIRKS).toString(16)} are not accepted by stage-1 formats`);
-  } else if (fmt !== 'ARM_MALI_LPAE') {
-    if (quirks & ~S2_QUIRKS) return fail(`quirks 0x${(quirks & ~S2_QUIRKS).toString(16)} are not accepted by stage-2 formats`);
-  }
+  if (ops.quirks === 0 && quirks) return fail(`quirks are not accepted by ${ops.quirkScope}`);
+  if (ias > ops.maxIas || oas > ops.maxOas) return fail(`${ops.name} needs ias <= ${ops.maxIas} and oas <= ${ops.maxOas} (got ${ias}/${oas})`);
+  if (ops.forcedPgsizes !== null) bitmap &= BigInt(ops.forcedPgsizes);
+  if (quirks & ~ops.quirks) return fail(`quirks 0x${(quirks & ~ops.quirks).toString(16)} are not accepted by ${ops.quirkScope}`);
 
   // arm_lpae_alloc_pgtable
   const r = restrictPgsizes(bitmap, oas);
@@ -173,7 +147,7 @@ export function configureLpae(cfg: LpaeCfgIn): SetupResult {
   let pgdBits = vaBits - bpl * (levels - 1);
 
   let regs: LpaeRegisters;
-  if (isStage1(fmt)) {
+  if (ops.registers === 's1') {
     let sh: number, irgn: number, orgn: number;
     if (cfg.coherentWalk) {
       if (quirks & Quirk.ARM_OUTER_WBWA) return fail('ARM_OUTER_WBWA is only valid for non-coherent walks');
@@ -189,16 +163,16 @@ export function configureLpae(cfg: LpaeCfgIn): SetupResult {
     const ips = PS_BY_OAS[oas];
     if (ips === undefined) return fail(`oas ${oas} has no IPS encoding (32, 36, 40, 42, 44, 48 or 52)`);
     regs = { kind: 's1', tcr: { ips, tg, sh, orgn, irgn, tsz: 64 - ias }, mair: LPAE_MAIR_KERNEL };
-  } else if (fmt === 'ARM_MALI_LPAE') {
+  } else if (ops.registers === 'mali') {
     // Mali needs a full 4-level walk whatever the ias: a one-entry level 0 when short.
-    if (startLevel > 0) {
+    if (ops.forceLevel0 && startLevel > 0) {
       startLevel = 0;
       pgdBits = 0;
     }
     const flags = MALI_TRANSTAB_READ_INNER | MALI_TRANSTAB_ADRMODE_TABLE | (cfg.coherentWalk ? MALI_TRANSTAB_SHARE_OUTER : 0);
     regs = { kind: 'mali', memattr: MALI_MEMATTR, transtabFlags: flags };
   } else {
-    if (concatMandatory(granule, startLevel, ias, oas)) {
+    if (ops.concatenates && concatMandatory(granule, startLevel, ias, oas)) {
       if (2 ** pgdBits > S2_MAX_CONCAT_PAGES) {
         return fail(`stage-2 concatenation needs ${2 ** pgdBits} tables, more than ${S2_MAX_CONCAT_PAGES}`);
       }

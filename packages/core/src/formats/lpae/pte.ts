@@ -5,7 +5,8 @@
  */
 import { TWO_32 } from '../../addr.js';
 import type { FormatName } from '../../constants.js';
-import { Prot, Quirk, isStage1, isStage2 } from '../../constants.js';
+import { Prot, Quirk } from '../../constants.js';
+import { LPAE_FORMATS } from './ops.js';
 
 export const PTE_TYPE_MASK = 0x3;
 export const PTE_TYPE_BLOCK = 0x1;
@@ -53,10 +54,11 @@ export interface PteTemplate {
 
 /** arm_lpae_prot_to_pte: leaf attributes for `prot` in `fmt` with `quirks`. */
 export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTemplate {
+  const ops = LPAE_FORMATS[fmt];
   let lo = 0;
   let hi = 0;
-  if (isStage1(fmt)) {
-    lo |= PTE_NG;
+  if (ops.permissions === 'ap') {
+    if (ops.nonGlobal) lo |= PTE_NG;
     if (!(prot & Prot.WRITE) && prot & Prot.READ) lo |= PTE_AP_RDONLY;
     else if (quirks & Quirk.ARM_HD) hi |= PTE_HI_DBM;
     if (!(prot & Prot.PRIV)) lo |= PTE_AP_UNPRIV;
@@ -65,7 +67,7 @@ export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTem
     if (prot & Prot.READ) lo |= PTE_HAP_READ;
     if (prot & Prot.WRITE) lo |= PTE_HAP_WRITE;
   }
-  if (isStage2(fmt)) {
+  if (ops.memoryType === 'mem-attr') {
     let memattr = MEMATTR_NC;
     if (prot & Prot.MMIO) memattr = MEMATTR_DEV;
     else if (prot & Prot.CACHE) memattr = quirks & Quirk.ARM_S2FWB ? MEMATTR_FWB_WB : MEMATTR_OIWB;
@@ -76,10 +78,10 @@ export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTem
     else if (prot & Prot.CACHE) lo |= MAIR_IDX_CACHE << PTE_ATTRINDX_SHIFT;
   }
   // Mali's outer domain is "outside the GPU", so it is always outer-shareable.
-  lo |= prot & Prot.CACHE && fmt !== 'ARM_MALI_LPAE' ? PTE_SH_IS : PTE_SH_OS;
+  lo |= prot & Prot.CACHE && ops.cacheInnerShareable ? PTE_SH_IS : PTE_SH_OS;
   if (prot & Prot.NOEXEC) hi |= PTE_HI_XN;
   if (quirks & Quirk.ARM_NS) lo |= PTE_NS;
-  if (fmt !== 'ARM_MALI_LPAE') lo |= PTE_AF;
+  if (ops.accessFlag) lo |= PTE_AF;
   return { lo: lo >>> 0, hi: hi >>> 0 };
 }
 
@@ -90,6 +92,7 @@ export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTem
  */
 export function paddrToPteLo(pa: number): number {
   const lo = pa % TWO_32;
+  // Bit 52 (a table an allocator placed above the 52-bit space, kernel mode) folds into bit 16, as in the kernel.
   const fold = Math.floor(pa / 2 ** 48) & 0x1f;
   return ((lo & PTE_LO_ADDR_MASK) | (fold << 12)) >>> 0;
 }
@@ -104,15 +107,18 @@ export function paddrToPteHi(pa: number): number {
  * 47..12; with 64K, bits 15..12 hold PA[51:48] and the result is masked to bits 51..16.
  */
 export function pteToPaddr(lo: number, hi: number, granule: number): number {
-  const hiAddr = (hi & PTE_HI_ADDR_MASK) * TWO_32;
-  if (granule < 0x10000) return hiAddr + ((lo & PTE_LO_ADDR_MASK) >>> 0);
-  const top = ((lo >>> 12) & 0xf) * 2 ** 48;
-  return top + hiAddr + ((lo & 0xffff0000) >>> 0);
+  const big = granule === 0x10000;
+  return pteAddrHi(lo, hi, big) * TWO_32 + (pteAddrLo(lo, big) >>> 0);
 }
 
-/** Descriptor type bits. */
-export function pteType(lo: number): number {
-  return lo & PTE_TYPE_MASK;
+/** iopte_to_paddr, bits 31..0 (as a signed 32-bit value; `>>> 0` for the unsigned one). `big`: 64K granule. */
+export function pteAddrLo(lo: number, big: boolean): number {
+  return big ? lo & 0xffff0000 : lo & PTE_LO_ADDR_MASK;
+}
+
+/** iopte_to_paddr, bits 51..32: bits 47..32 from the high word, and with 64K, bits 51..48 unfolded from bits 15..12. */
+export function pteAddrHi(lo: number, hi: number, big: boolean): number {
+  return big ? (hi & PTE_HI_ADDR_MASK) | (((lo >>> 12) & 0xf) << 16) : hi & PTE_HI_ADDR_MASK;
 }
 
 /** iopte_leaf: a page at level 3 (type 3; Mali uses type 1), a block elsewhere (type 1). */
