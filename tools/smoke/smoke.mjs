@@ -10,6 +10,8 @@
  *     exercise real exports (probe.mjs).
  *  5. Type-check the example against the published .d.ts files and run the conformance suite
  *     FROM ITS TARBALL against the example plugin.
+ *  6. The same for examples/flush-token-plugin (a plugin using contract v2's flush token),
+ *     in a scratch project of its own.
  *
  * Options: --keep (leave the scratch directory for inspection; it is always kept on failure).
  */
@@ -24,6 +26,7 @@ import { checkReleasePlan } from './lib/release-plan.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
 const exampleDir = join(repoRoot, 'examples/counting-allocator');
+const tokenExampleDir = join(repoRoot, 'examples/flush-token-plugin');
 const keep = process.argv.includes('--keep');
 
 const started = performance.now();
@@ -240,6 +243,18 @@ function main() {
       step('C allocators: build-c the C examples, run the suite on each from the tarballs');
       smokeCAllocator({ scratch, repoRoot, env: cleanEnv, fail, log: (l) => console.log(`   ${l}`) });
     }
+
+      step(`Install the tarballs into a scratch copy of examples/flush-token-plugin and run its tests`);
+      const tokenScratch = join(tmp, 'flush-token-plugin');
+      cpSync(tokenExampleDir, tokenScratch, { recursive: true, filter: (src) => !src.includes(`${sep}node_modules`) });
+      run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], tokenScratch);
+      checkNoLinksIntoRepo(tokenScratch);
+      run(join(tokenScratch, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], tokenScratch);
+      const tokenReport = join(tmp, 'vitest-token.json');
+      run(join(tokenScratch, 'node_modules/.bin/vitest'), ['run', '--reporter=dot', '--reporter=json', `--outputFile.json=${tokenReport}`], tokenScratch);
+      const t = readJson(tokenReport);
+      if (!t.success || t.numFailedTests !== 0 || t.numPassedTests === 0) fail(`flush-token-plugin: ${t.numPassedTests} passed, ${t.numFailedTests} failed, success=${t.success}`);
+      console.log(`   flush-token-plugin from the tarballs: ${t.numPassedTests} tests passed (flush token, both flush regimes)`);
     ok = true;
   } finally {
     step('Done');
