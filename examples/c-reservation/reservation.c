@@ -40,6 +40,8 @@ static iopgt_u32 fresh;       /* nodes [fresh, MAX_NODES) never used yet */
 static iopgt_u32 pending = NIL;
 static iopgt_u32 running; /* handle of the job between run_begin and run_end, or 0 */
 static iopgt_u64 reserved_bytes, pending_bytes;
+/* The flush id of a free whose flush had completed but which arrived during a run. */
+#define FLUSHED_ANY (IOPGT_FLUSH_ALL - 1)
 
 static iopgt_u32 node_get(void) {
   if (spare == NIL) {
@@ -157,14 +159,16 @@ static iopgt_pa_t resv_alloc(void *cookie, iopgt_size_t size, iopgt_gfp_t gfp) {
 
 static void resv_free(void *cookie, iopgt_pa_t pa, iopgt_size_t size, iopgt_u32 flags, iopgt_flush_t flush) {
   (void)cookie;
-  if (flags & IOPGT_FREE_FLUSHED) {
+  /* Flushed already: straight back, but never from inside a run (the fence path). */
+  if ((flags & IOPGT_FREE_FLUSHED) && running == 0) {
     iopgt_backing_free(pa, size);
     return;
   }
   iopgt_u32 n = node_get();
   nodes[n].pa = pa;
   nodes[n].size = (iopgt_u32)size;
-  nodes[n].flush = (flags & IOPGT_FREE_NO_TOKEN) ? IOPGT_FLUSH_ALL : flush;
+  /* A flushed free held back from a run goes at the next flush_done, whatever its id. */
+  nodes[n].flush = (flags & IOPGT_FREE_NO_TOKEN) ? IOPGT_FLUSH_ALL : (flags & IOPGT_FREE_FLUSHED) ? FLUSHED_ANY : flush;
   nodes[n].next = pending;
   pending = n;
   pending_bytes += size;
@@ -175,7 +179,12 @@ static void resv_flush_done(void *cookie, iopgt_flush_t flush) {
   iopgt_u32 *link = &pending;
   while (*link != NIL) {
     iopgt_u32 n = *link;
-    if (flush == IOPGT_FLUSH_ALL || nodes[n].flush == flush) {
+    int covered = flush == IOPGT_FLUSH_ALL || nodes[n].flush == flush || nodes[n].flush == FLUSHED_ANY;
+    if (covered && running != 0) {
+      /* No backing call from the run phase: remember the flush, release at the next flush_done. */
+      nodes[n].flush = FLUSHED_ANY;
+      link = &nodes[n].next;
+    } else if (covered) {
       *link = nodes[n].next;
       pending_bytes -= nodes[n].size;
       iopgt_backing_free(nodes[n].pa, nodes[n].size);

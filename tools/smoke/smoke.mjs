@@ -10,6 +10,8 @@
  *     exercise real exports (probe.mjs).
  *  5. Type-check the example against the published .d.ts files and run the conformance suite
  *     FROM ITS TARBALL against the example plugin.
+ *  6. The same for examples/flush-token-plugin (a plugin using contract v2's flush token),
+ *     in a scratch project of its own.
  *
  * Options: --keep (leave the scratch directory for inspection; it is always kept on failure).
  */

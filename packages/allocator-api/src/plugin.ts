@@ -27,7 +27,13 @@ export interface PluginParts {
  * forwards down the stack. Keeps every plugin to the logic that is really its own.
  */
 export function definePlugin(inner: TableAllocator, parts: PluginParts): TableAllocator {
-  const caps: AllocatorCaps = Object.freeze({ ...inner.caps, ...parts.caps });
+  const merged: AllocatorCaps = { ...inner.caps, ...parts.caps };
+  // A v1 plugin that states defersFree but not reuse must not inherit the inner
+  // allocator's reuse policy (a recycling pool over the immediate system allocator).
+  if (parts.caps.reuse === undefined && parts.caps.defersFree !== undefined) {
+    (merged as { reuse?: AllocatorCaps['reuse'] }).reuse = parts.caps.defersFree ? 'after-flush' : 'immediate';
+  }
+  const caps: AllocatorCaps = Object.freeze(merged);
   const memory: PhysMemoryAccess = inner.memory;
   const allocator: TableAllocator = {
     caps,

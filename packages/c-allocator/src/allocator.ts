@@ -128,6 +128,8 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
   let heldBytes = 0;
   let backingCalls = 0;
   let backingFreed = 0;
+  /** The table a `free` call is handing to the C code (it may give that very page back at once). */
+  let freeing = -1;
   /** The request being served, forwarded to the backing store when the gfp matches. */
   let current: AllocCtx | null = null;
   let currentGfp = -1;
@@ -227,7 +229,8 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       const have = held.get(pa);
       if (have === undefined) badCall('foreign-free', `iopgt_backing_free(${hex(pa)}): not a block this allocator took from the backing store`, pa);
       if (have !== size) badCall('free-size', `iopgt_backing_free(${hex(pa)}, ${size}): the block was taken with size ${have}`, pa);
-      if (live.has(pa)) badCall('foreign-free', `iopgt_backing_free(${hex(pa)}): the page is a live table the page table still uses`, pa);
+      // The table being freed right now may go straight back (its flush token is done).
+      if (live.has(pa) && pa !== freeing) badCall('foreign-free', `iopgt_backing_free(${hex(pa)}): the page is a live table the page table still uses`, pa);
       held.delete(pa);
       heldBytes -= size;
       freed.delete(pa);
@@ -432,11 +435,14 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       const allocated = live.check(paddr, size);
       const flags = freeFlagsOf(ctx);
       const id = ctx?.flush.id ?? 0;
+      freeing = paddr;
       begin('free');
       try {
         ex.iopgt_abi_free(paddr % TWO_32, Math.floor(paddr / TWO_32), allocated, flags, id % TWO_32, Math.floor(id / TWO_32));
       } catch (e) {
         failed(e, 'free');
+      } finally {
+        freeing = -1;
       }
       live.remove(paddr, size);
       freed.add(paddr);

@@ -22,7 +22,9 @@ export type ConformanceRule =
   /** Requirement 15: admission keeps reserved pages within limit + one job. */
   | 'admission'
   /** Requirements 22-24: ownership and the order of assign/zero/clean/unassign. */
-  | 'ownership';
+  | 'ownership'
+  /** Contract v2: every gather holding table frees is synced (`pt.iotlbSync`) before the test ends. */
+  | 'unsynced-gather';
 
 /**
  * A conformance check failed. The message starts with the rule, so a test report says

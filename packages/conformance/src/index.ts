@@ -26,6 +26,7 @@ export {
   describeContract,
   describeFaultInjection,
   describeFlushOrdering,
+  describeLongLived,
   describeMisuse,
   describeProperty,
   describeReservation,

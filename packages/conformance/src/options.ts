@@ -40,6 +40,7 @@ export type ConformanceGroup =
   | 'misuse'
   | 'fault-injection'
   | 'flush-ordering'
+  | 'long-lived'
   | 'accounting'
   | 'reservation'
   | 'secure-share';
@@ -54,6 +55,11 @@ export interface ConformanceOptions<A extends TableAllocator = TableAllocator> {
   readonly seed?: number;
   /** Total random map/unmap operations in the no-double-hand-out property (default 100,000). */
   readonly propertyOps?: number;
+  /**
+   * Table allocations one allocator instance serves in each long-lived run (default
+   * 10,000; one run per flush regime the allocator claims to be safe under).
+   */
+  readonly longLivedAllocations?: number;
   /** Formats to drive (default: all five). */
   readonly formats?: readonly ConformanceFormat[];
   /** Granules to drive (default: 4K, 16K and 64K; Mali only supports 4K and is skipped otherwise). */

@@ -4,6 +4,7 @@ import { accountingChecks } from './groups/accounting.js';
 import { contractChecks } from './groups/contract.js';
 import { faultInjectionChecks } from './groups/fault-injection.js';
 import { flushOrderingChecks } from './groups/flush-ordering.js';
+import { longLivedChecks } from './groups/long-lived.js';
 import { describeChecks, runChecks, skipped, type ConformanceCheck } from './groups/group.js';
 import { misuseChecks } from './groups/misuse.js';
 import { propertyChecks } from './groups/property.js';
@@ -23,6 +24,7 @@ export const GROUPS: Readonly<Record<ConformanceGroup, Builder>> = Object.freeze
   misuse: misuseChecks,
   'fault-injection': faultInjectionChecks,
   'flush-ordering': flushOrderingChecks,
+  'long-lived': longLivedChecks,
   accounting: accountingChecks,
   reservation: reservationChecks,
   'secure-share': secureShareChecks,
@@ -58,8 +60,10 @@ export const describeProperty = describer('property');
 export const describeMisuse = describer('misuse');
 /** The k-th backing allocation fails, for every k (requirements 12, 20). */
 export const describeFaultInjection = describer('fault-injection');
-/** No reuse of a freed table before the covering flush, seen by the IOMMU model (requirement 16). */
+/** No write or reuse of a freed table before the covering flush, under both flush regimes (requirement 16). */
 export const describeFlushOrdering = describer('flush-ordering');
+/** One instance serving >= 10,000 allocations to several page tables of different formats at once. */
+export const describeLongLived = describer('long-lived');
 /** The accounting identity at every quiescent point and zero after teardown (requirements 21, 27). */
 export const describeAccounting = describer('accounting');
 /** Two-phase reservation (requirements 7-15, 18); runs only with `options.reservation`. */

@@ -2,6 +2,7 @@ import {
   AllocatorMisuseError,
   BLOCKING_CTX,
   EMPTY_STATS,
+  PendingFrees,
   allocSizeFor,
   type AllocCtx,
   type AllocatorStats,
@@ -64,13 +65,15 @@ function createResAllocator(env: ConformanceEnv, bug?: Bug): TestResAllocator {
   const live = new Map<Paddr, number>();
   const pageSizes = new Map<Paddr, number>();
   const outstanding = new Set<Res>();
-  let pending: Paddr[] = [];
+  const pending = new PendingFrees();
   let active: Res | null = null;
   let held = 0;
   let liveBytes = 0;
   let unusable = false;
+  let backingCalls = 0;
 
   const take = (size: number, ctx: AllocCtx): Paddr | null => {
+    backingCalls++;
     const p = backing.alloc(size, ctx);
     if (p !== null) {
       held += size;
@@ -117,18 +120,17 @@ function createResAllocator(env: ConformanceEnv, bug?: Bug): TestResAllocator {
       r.consumed++;
       return handOut(p, size);
     },
-    free(p, size) {
+    free(p, size, ctx) {
       const got = live.get(p);
       if (got === undefined) throw new AllocatorMisuseError(name, pageSizes.has(p) ? 'double-free' : 'foreign-free', `free of 0x${p.toString(16)}`, p);
       if (allocSizeFor(size) > got) throw new AllocatorMisuseError(name, 'free-size', `free of 0x${p.toString(16)} with size ${size}`, p);
       live.delete(p);
       liveBytes -= got;
-      pending.push(p);
+      pending.add(p, got, ctx);
     },
-    flushDone() {
+    flushDone(token) {
       if (active !== null) return; // never call the backing store from the run phase
-      for (const p of pending) giveBack(p);
-      pending = [];
+      pending.release(token, giveBack);
     },
     drain() {
       if (bug !== 'drain-takes-reserved') return;
@@ -137,9 +139,7 @@ function createResAllocator(env: ConformanceEnv, bug?: Bug): TestResAllocator {
     stats(): AllocatorStats {
       let reserved = 0;
       for (const r of outstanding) reserved += r.free.length * r.pageSize;
-      let pend = 0;
-      for (const p of pending) pend += pageSizes.get(p)!;
-      return { ...EMPTY_STATS, outstanding: held, live: liveBytes, reserved, pendingFlush: pend, liveTables: live.size };
+      return { ...EMPTY_STATS, outstanding: held, live: liveBytes, reserved, pendingFlush: pending.bytes, liveTables: live.size, backingCalls };
     },
     prepare(count, pageSize) {
       if (unusable && bug !== 'unusable-accepts') return null;

@@ -2,7 +2,9 @@ import {
   AllocatorMisuseError,
   BLOCKING_CTX,
   EMPTY_STATS,
+  PendingFrees,
   allocSizeFor,
+  isFlushed,
   type AllocatorStats,
   type Paddr,
   type TableAllocator,
@@ -76,9 +78,10 @@ function createContext(world: World, vmid: number, donate: boolean, bug?: Bug): 
   const name = `${bug === undefined ? 'test-share' : `share-mutant:${bug}`}(vmid ${vmid})`;
   const dest: Perms = donate ? { [vmid]: 'rw' } : bug === 'wrong-perms' ? { [HLOS]: 'rwx', [vmid]: 'rw' } : { [HLOS]: 'rw', [vmid]: 'r' };
   const blocks = new Map<Paddr, number>();
+  let backingCalls = 0;
   const where = new Map<Paddr, Where>();
   const pools = bug === 'shared-pool' ? world.sharedPool : new Map<number, Paddr[]>();
-  let pending: Paddr[] = [];
+  const pending = new PendingFrees();
   let dirty: Paddr[] = [];
   const poolOf = (b: number) => {
     let l = pools.get(b);
@@ -104,6 +107,19 @@ function createContext(world: World, vmid: number, donate: boolean, bug?: Bug): 
     }
   };
 
+  /** A freed block whose flush completed: back to the VMID's pool (zeroed), or queued for reclaim. */
+  const flushed = (p: Paddr) => {
+    const b = blocks.get(p)!;
+    if (bug === 'assign-in-run') reclaim(p); // no pool: every table needs a fresh assign
+    else if (donate) {
+      where.set(p, 'dirty'); // the host may not zero a donated page
+      dirty.push(p);
+    } else {
+      env.memory.zero(p, b, 'allocator');
+      where.set(p, 'pool');
+      poolOf(b).push(p);
+    }
+  };
   const self: TestShare = {
     world,
     caps: Object.freeze({ name, minSize: 64, maxSize: 1 << 20, defersFree: true, zeroes: donate ? 'backing' : 'on-free', mayFail: true }),
@@ -120,6 +136,7 @@ function createContext(world: World, vmid: number, donate: boolean, bug?: Bug): 
         // Assigning sleeps in the monitor: never in atomic or run-phase contexts.
         if (!ctx.mayBlock || ctx.phase === 'run') return null;
       }
+      backingCalls++;
       const p = backing.alloc(b, BLOCKING_CTX);
       if (p === null) return null;
       blocks.set(p, b);
@@ -131,28 +148,17 @@ function createContext(world: World, vmid: number, donate: boolean, bug?: Bug): 
       where.set(p, 'live');
       return p;
     },
-    free(p, size) {
+    free(p, size, ctx) {
       const at = where.get(p);
       if (at !== 'live') throw new AllocatorMisuseError(name, at === undefined ? 'foreign-free' : 'double-free', `free of 0x${p.toString(16)}`, p);
       if (Math.max(allocSizeFor(size), PAGE) !== blocks.get(p)) throw new AllocatorMisuseError(name, 'free-size', `free of 0x${p.toString(16)} with size ${size}`, p);
       if (bug === 'unassign-on-free') return reclaim(p); // a monitor call in the unmap path
       where.set(p, 'pending');
-      pending.push(p);
+      if (isFlushed(ctx)) flushed(p);
+      else pending.add(p, blocks.get(p)!, ctx);
     },
-    flushDone() {
-      for (const p of pending) {
-        const b = blocks.get(p)!;
-        if (bug === 'assign-in-run') reclaim(p); // no pool: every table needs a fresh assign
-        else if (donate) {
-          where.set(p, 'dirty'); // the host may not zero a donated page
-          dirty.push(p);
-        } else {
-          env.memory.zero(p, b, 'allocator');
-          where.set(p, 'pool');
-          poolOf(b).push(p);
-        }
-      }
-      pending = [];
+    flushDone(token) {
+      pending.release(token, flushed);
     },
     drain() {
       const idle = [...dirty];
@@ -177,7 +183,7 @@ function createContext(world: World, vmid: number, donate: boolean, bug?: Bug): 
       const quarantined = bytesIn('quarantined');
       const cached = bytesIn('pool') + bytesIn('dirty');
       const pendingFlush = bytesIn('pending');
-      return { ...EMPTY_STATS, outstanding: live + cached + pendingFlush + quarantined, live, cached, pendingFlush, quarantined, liveTables };
+      return { ...EMPTY_STATS, outstanding: live + cached + pendingFlush + quarantined, live, cached, pendingFlush, quarantined, liveTables, backingCalls };
     },
   };
   return self;

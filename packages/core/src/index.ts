@@ -15,7 +15,9 @@ export { allocIoPgtableOps, createPageTable, type AllocResult, type EffectiveCfg
 export { IOMMU_DIRTY_NO_CLEAR, PageTable, type LookupResult, type U64, type WalkResult } from './page-table.js';
 export { parseProt, parseQuirks, toU64 } from './names.js';
 export { LPAE_FORMATS, formatOps, type LpaeFormatOps, type MemoryTypeBits, type PermissionBits, type RegisterSet } from './formats/lpae/ops.js';
-export { TraceError, parseTrace, parseU64, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
+export { MAX_TRACE_LINE, TraceError, TraceReader, parseTrace, parseU64, showValue, type Trace, type TraceHeader, type TraceOp } from './replay/trace.js';
 export { compareResults, replayParsed, replayTrace } from './replay/replay.js';
+export { TraceReplayer } from './replay/engine.js';
+export { ReplaySession, replayStream, type ReplayStreamOptions } from './replay/stream.js';
 export * as hw from './hw/index.js';
 export { mulberry32, xorshift32 } from './random.js';

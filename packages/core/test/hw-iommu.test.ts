@@ -194,6 +194,7 @@ describe('use-after-free through the walk cache (no-op flush_walk)', () => {
     mapSmall(pt, SZ_2M, 0x5000_0000);
     expect(iommu.read(3 * SZ_4K)).toMatchObject({ ok: true, source: 'walk-cache', paddr: 0x4000_3000 }); // stale but intact
     expect(iommu.findingsOf('walk-after-free')).toHaveLength(1);
+    expect(iommu.findingsOf('walk-after-free')[0]?.rule).toBe('walk-after-free');
     expect(iommu.findingsOf('reuse-before-flush', 'walk-into-reused')).toEqual([]);
     iommu.invalidateAll(); // the driver's real flush (Panthor: flush at the end of the op)
     allocator.flushDone();
@@ -211,7 +212,9 @@ describe('use-after-free through the walk cache (no-op flush_walk)', () => {
       pt.unmapPages(0, SZ_2M, 1);
       if (how === 'zeroed') memory.zero(table, SZ_4K, 'allocator');
       else iommu.generations.reassigned(table, SZ_4K);
-      expect(iommu.findingsOf('reuse-before-flush')[0]?.message).toContain(how);
+      const [f] = iommu.findingsOf(how === 'zeroed' ? 'write-before-flush' : 'reuse-before-flush');
+      expect(f?.message).toContain(how);
+      expect(f?.rule).toBe(how === 'zeroed' ? 'write-before-flush' : 'reuse-before-flush');
     }
   });
 

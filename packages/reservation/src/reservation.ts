@@ -393,9 +393,18 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
     free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       // The ledger throws double-free / foreign-free / free-size, changing nothing.
       if (roots.has(paddr)) {
-        // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing,
-        // with the page table's own ctx (a deferring backing waits for its token).
-        // Checked before the backing call and forgotten after it, so a refused call changes nothing.
+        // free_io_pgtable_ops frees the root after tlb_flush_all: straight to the backing
+        // when that flush completed; with deferred flush ops (a no-op tlb_flush_all) it
+        // waits for its token like any other table. Checked before the backing call and
+        // forgotten after it, so a refused call changes nothing.
+        if (!isFlushed(ctx) && ctx !== undefined) {
+          const allocated = live.remove(paddr, size);
+          roots.delete(paddr);
+          pageBytes.set(paddr, allocated);
+          freed.add(paddr);
+          pending.add(paddr, allocated, ctx);
+          return;
+        }
         live.check(paddr, size);
         below.free(paddr, size, ctx);
         heldBytes -= live.remove(paddr, size);
@@ -407,7 +416,9 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       pageBytes.set(paddr, allocated);
       freed.add(paddr);
       if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
-      if (isFlushed(ctx)) settle(paddr, allocated, ctx);
+      // A table freed during a run waits for the next flushDone even when its flush is
+      // done: a job never consumes more hand-outs than it reserved.
+      if (isFlushed(ctx) && active === null) settle(paddr, allocated, ctx);
       else pending.add(paddr, allocated, ctx);
     },
     flushDone(token?: FlushToken): void {

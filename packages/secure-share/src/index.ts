@@ -31,3 +31,10 @@ export {
   type SecureShareStats,
   type ShareMode,
 } from './secure-share.js';
+export {
+  secureShareConformanceAdapter,
+  type ConformanceEnvLike,
+  type SecureShareAdapterOptions,
+  type SecureShareConformanceAdapter,
+  type SharePermName,
+} from './adapter.js';

@@ -3,11 +3,15 @@ import {
   AllocatorMisuseError,
   BLOCKING_CTX,
   EMPTY_STATS,
+  PendingFrees,
   allocSizeFor,
+  isFlushed,
   definePlugin,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorStats,
+  type FlushToken,
+  type FreeCtx,
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
@@ -148,7 +152,7 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   const blockSize = new Map<Paddr, number>();
   const where = new Map<Paddr, number>();
   const pool = new Map<number, Paddr[]>();
-  let pending: Paddr[] = [];
+  const pending = new PendingFrees();
   let dirty: Paddr[] = [];
   let returning: Paddr[] = [];
   // Bytes and blocks in each place, indexed by LIVE..RETURNING.
@@ -262,11 +266,12 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   }
 
   /** Take up to `count` blocks from `inner`, zero and clean them, assign them in one call. */
-  function assignBatch(block: number, count: number): number {
+  function assignBatch(block: number, count: number, ctx: AllocCtx = BLOCKING_CTX): number {
     const got: Paddr[] = [];
     for (let i = 0; i < count; i++) {
       backingCalls++;
-      const p = inner.alloc(block, BLOCKING_CTX);
+      // The ctx of the request served (a reservation below reads its kind), else a blocking one.
+      const p = inner.alloc(block, ctx);
       if (p === null) break;
       blockSize.set(p, block);
       held += block;
@@ -367,8 +372,30 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
     return p;
   }
 
+  /** A freed block whose covering flush completed: zeroed into the VMID's pool (share) or queued for reclaim (donate). */
+  function flushed(p: Paddr, errors: unknown[]): void {
+    if (mode === 'share') {
+      const b = blockSize.get(p)!;
+      try {
+        memory.zero(p, b);
+        memory.clean(p, b);
+      } catch (e) {
+        // The host could not scrub it: its ownership is not what this context assigned.
+        move(p, QUARANTINED);
+        s.quarantinedBlocks++;
+        errors.push(e);
+        return;
+      }
+      move(p, POOL);
+      poolList(b).push(p);
+    } else {
+      move(p, DIRTY);
+      dirty.push(p);
+    }
+  }
+
   const base = definePlugin(inner, {
-    caps: { name, minSize: 64, defersFree: true, zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true },
+    caps: { name, minSize: 64, defersFree: true, reuse: 'after-flush', zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       if (!isPowerOfTwo(size) || size < 64 || size > inner.caps.maxSize) {
         throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${inner.caps.maxSize}]`);
@@ -385,10 +412,10 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         return null;
       }
       const perCall = Math.max(1, Math.floor((batch * pageSize) / block));
-      if (assignBatch(block, perCall) === 0) return null;
+      if (assignBatch(block, perCall, ctx) === 0) return null;
       return handOut(block);
     },
-    free(paddr: Paddr, size: number): void {
+    free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       const state = where.get(paddr);
       if (state !== LIVE) {
         const rule = state === undefined ? 'foreign-free' : 'double-free';
@@ -399,32 +426,16 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
         throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${size}, but the block is ${block} bytes`, paddr);
       }
       move(paddr, PENDING);
-      pending.push(paddr);
+      // Shared pending list (allocator-api): released by the flush that covers the free.
+      if (isFlushed(ctx)) {
+        const errors: unknown[] = [];
+        flushed(paddr, errors);
+        raise(errors);
+      } else pending.add(paddr, block, ctx);
     },
-    flushDone(): void {
-      const done = pending;
-      pending = [];
+    flushDone(token?: FlushToken): void {
       const errors: unknown[] = [];
-      for (const p of done) {
-        if (mode === 'share') {
-          const b = blockSize.get(p)!;
-          try {
-            memory.zero(p, b);
-            memory.clean(p, b);
-          } catch (e) {
-            // The host could not scrub it: its ownership is not what this context assigned.
-            move(p, QUARANTINED);
-            s.quarantinedBlocks++;
-            errors.push(e);
-            continue;
-          }
-          move(p, POOL);
-          poolList(b).push(p);
-        } else {
-          move(p, DIRTY);
-          dirty.push(p);
-        }
-      }
+      pending.release(token, (p) => flushed(p, errors));
       try {
         if (opts.reclaimOnFlush === true) unassign(takeExcess(poolTarget));
       } finally {

@@ -1,5 +1,5 @@
 import { isMainThread } from 'node:worker_threads';
-import { main } from './main.js';
+import { main, toCliError } from './main.js';
 
 // Only the main thread runs the CLI (the worker pool's threads load the package entry).
 if (isMainThread) {
@@ -14,9 +14,17 @@ if (isMainThread) {
     (code) => {
       process.exitCode = code;
     },
-    (e: unknown) => {
-      process.stderr.write(`io-pgtable: ${(e as Error).stack ?? String(e)}\n`);
-      process.exitCode = 1;
-    },
+    (e: unknown) => fail(e),
   );
+
+  // main() turns every error of a command into a status; this is the backstop for an error
+  // thrown outside it (an event handler): still one line, the stack only with IOPGT_DEBUG.
+  process.on('uncaughtException', fail);
+}
+
+function fail(e: unknown): void {
+  const c = toCliError(e);
+  process.stderr.write(`io-pgtable: ${c.located().replace(/\r?\n/g, ' ')}\n`);
+  if (process.env.IOPGT_DEBUG && process.env.IOPGT_DEBUG !== '0' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(c.exitCode);
 }

@@ -3,7 +3,8 @@
  * options once, and `--help` and the usage errors are generated from that.
  */
 import { parseArgs } from 'node:util';
-import { CliError, EXIT_USAGE, type Io } from './io.js';
+import { EXAMPLES } from './examples.js';
+import { CliError, EXIT_USAGE, quote, type Io } from './io.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -60,12 +61,15 @@ export function commandHelp(cmd: Command): string {
     return [flag, o.help + dflt] as const;
   });
   const w = Math.max(...rows.map((r) => r[0].length)) + 2;
+  // A description may carry its own examples; otherwise they come from examples.ts.
+  const examples = cmd.description?.includes('\nExamples:') || !Object.hasOwn(EXAMPLES, cmd.name) ? [] : EXAMPLES[cmd.name]!;
   return [
     `io-pgtable ${cmd.name} — ${cmd.summary}`,
     '',
     'Usage:',
     ...cmd.usage.map((u) => `  io-pgtable ${cmd.name} ${u}`),
     ...(cmd.description ? ['', cmd.description.trimEnd()] : []),
+    ...(examples.length ? ['', 'Examples:', ...examples.map((e) => `  ${e}`)] : []),
     '',
     'Options:',
     ...rows.map(([f, h]) => `  ${f.padEnd(w)}${h}`),
@@ -87,6 +91,38 @@ export function intOpt(p: Parsed, key: string, dflt: number): number {
   const v = str(p, key);
   if (v === undefined) return dflt;
   const n = /^0x[0-9a-f]+$/i.test(v) ? parseInt(v, 16) : /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new CliError(`--${key}: ${JSON.stringify(v)} is not a non-negative integer`, EXIT_USAGE);
+  if (!Number.isSafeInteger(n)) throw new CliError(`--${key}: ${quote(v)} is not a non-negative integer`, EXIT_USAGE);
+  return n;
+}
+
+/**
+ * `name` if it is one of `choices`, else a usage error naming the option. Array
+ * membership, never `name in obj`: `toString`, `__proto__` and `constructor` are "in"
+ * every object literal.
+ */
+export function oneOf<T extends string>(name: string, choices: readonly T[], what: string): T {
+  if ((choices as readonly string[]).includes(name)) return name as T;
+  throw new CliError(`${what}: ${quote(name)} is not one of ${choices.join(', ')}`, EXIT_USAGE);
+}
+
+/** `table[name]` for an own property only (see {@link oneOf}), else a usage error naming the option. */
+export function lookup<T>(table: Readonly<Record<string, T>>, name: string, what: string): T {
+  if (Object.hasOwn(table, name)) return table[name]!;
+  throw new CliError(`${what}: ${quote(name)} is not one of ${Object.keys(table).join(', ')}`, EXIT_USAGE);
+}
+
+/** A comma-separated option value as its non-empty items. */
+export function listOpt(p: Parsed, key: string, dflt = ''): string[] {
+  const v = str(p, key) ?? dflt;
+  return v === '' ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** An unsigned 64-bit option (decimal or 0x hex) as a BigInt, with a usage error naming the option. */
+export function u64Opt(p: Parsed, key: string, dflt: bigint): bigint {
+  const v = str(p, key);
+  if (v === undefined) return dflt;
+  if (!/^(0x[0-9a-f]{1,16}|[0-9]{1,20})$/i.test(v)) throw new CliError(`--${key}: ${quote(v)} is not an unsigned 64-bit integer (decimal or 0x hex)`, EXIT_USAGE);
+  const n = BigInt(v);
+  if (n >= 1n << 64n) throw new CliError(`--${key}: ${quote(v)} does not fit in 64 bits`, EXIT_USAGE);
   return n;
 }

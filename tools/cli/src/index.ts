@@ -1,4 +1,4 @@
-export { main, VERSION } from './main.js';
+export { main, runCommand, toCliError, VERSION } from './main.js';
 export { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, type Io } from './io.js';
 export type { Command } from './command.js';
 export { commands } from './commands/index.js';

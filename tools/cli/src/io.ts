@@ -3,6 +3,9 @@
  * and line, colour only when wanted (NO_COLOR, FORCE_COLOR), and progress that is a
  * redrawn bar on an interactive terminal but plain lines in logs and CI.
  */
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 
 /** Exit statuses: 0 success, 1 a check failed, 2 bad input or usage. */
@@ -19,13 +22,227 @@ export class CliError extends Error {
     readonly file?: string,
     readonly line?: number,
   ) {
-    super(message);
+    // Capped here, once: a message may quote what the user gave (a 200 MB value).
+    super(capText(message));
   }
   /** `FILE:LINE: message`, the shape editors and CI annotators understand. */
   located(): string {
     if (this.file === undefined) return this.message;
     return `${this.file}${this.line !== undefined ? ':' + this.line : ''}: ${this.message}`;
   }
+}
+
+/** Longest message the CLI prints for one error; longer ones are cut with a count. */
+export const MAX_MESSAGE = 400;
+
+/** `s` cut to `max` characters (UTF-16 units), saying how much was left out. */
+export function capText(s: string, max = MAX_MESSAGE): string {
+  if (s.length <= max) return s;
+  return `${s.slice(0, max)}... (${(s.length - max).toLocaleString('en-US')} more characters)`;
+}
+
+/** A user-given value for a message: JSON-quoted and capped, so any value is safe to show. */
+export function quote(v: unknown, max = 60): string {
+  const s = typeof v === 'string' ? v : typeof v === 'bigint' ? '0x' + v.toString(16) : String(v);
+  return JSON.stringify(s.length > max ? s.slice(0, max) : s) + (s.length > max ? `... (${(s.length - max).toLocaleString('en-US')} more characters)` : '');
+}
+
+/** Why a file-system call failed, in words (the code alone is cryptic to most users). */
+const FS_REASONS: Readonly<Record<string, string>> = Object.freeze({
+  ENOENT: 'no such file or directory',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a path component is not a directory',
+  EEXIST: 'exists and is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'name too long',
+  ELOOP: 'too many symbolic links',
+});
+
+/** A Node file-system error (it carries an errno code and, usually, the path). */
+export function isFsError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
+/** A file-system error as one line naming the path: `PATH: cannot read: EISDIR (is a directory)`. */
+export function fsError(e: NodeJS.ErrnoException, path: string | undefined, verb: string): CliError {
+  const code = e.code ?? 'EIO';
+  const why = Object.hasOwn(FS_REASONS, code) ? ` (${FS_REASONS[code]})` : '';
+  return new CliError(`cannot ${verb}: ${code}${why}`, EXIT_USAGE, path ?? e.path);
+}
+
+/**
+ * An input file checked before reading, so a directory or a missing file is one clear
+ * error naming the path (a read stream would report EISDIR late, mid-command).
+ */
+export function checkInputFile(abs: string, shown: string): void {
+  let st;
+  try {
+    st = statSync(abs);
+  } catch (e) {
+    throw isFsError(e) ? fsError(e, shown, 'read') : e;
+  }
+  if (st.isDirectory()) throw new CliError('cannot read: EISDIR (is a directory)', EXIT_USAGE, shown);
+}
+
+/** Longest input line the streaming readers accept (a line without an end must not fill memory). */
+export const MAX_LINE = 64 * 1024;
+
+/**
+ * The lines of a stream, one at a time (constant memory whatever the size: a line longer
+ * than `maxLine` is an error, not a buffer that grows), with `\r\n` treated as a line end.
+ * A stream error (EACCES, EIO) is thrown as an {@link fsError} naming `shown`.
+ */
+export async function* readLines(input: NodeJS.ReadableStream, shown: string, maxLine = MAX_LINE): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let lineNo = 0;
+  const iter = (input as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Buffer | string>;
+    try {
+      next = await iter.next();
+    } catch (e) {
+      throw isFsError(e) ? fsError(e, shown, 'read') : e;
+    }
+    if (next.done) break;
+    const chunk = typeof next.value === 'string' ? next.value : decoder.write(next.value);
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
+      let line = rest + chunk.slice(start, nl);
+      rest = '';
+      start = nl + 1;
+      lineNo++;
+      if (line.length > maxLine) throw new CliError(`line longer than ${maxLine.toLocaleString('en-US')} characters`, EXIT_USAGE, shown, lineNo);
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      yield line;
+    }
+    rest += chunk.slice(start);
+    if (rest.length > maxLine) throw new CliError(`line longer than ${maxLine.toLocaleString('en-US')} characters`, EXIT_USAGE, shown, lineNo + 1);
+  }
+  rest += decoder.end();
+  if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+}
+
+/** A file opened for streaming reads, checked first (missing, a directory: one error naming it). */
+export function openInput(abs: string, shown: string): NodeJS.ReadableStream {
+  checkInputFile(abs, shown);
+  return createReadStream(abs);
+}
+
+/**
+ * Refuse to read a command's input from an interactive terminal (it would wait silently
+ * for Ctrl-D): say so, as `replay` does.
+ */
+export function requirePipedStdin(io: Io, what: string, cmd: string): void {
+  if ((io.stdin as { isTTY?: boolean }).isTTY === true) throw new CliError(`reading ${what} from the terminal: pipe one in, or pass FILE (see 'io-pgtable ${cmd} --help')`, EXIT_USAGE);
+}
+
+/**
+ * An output file written through a temporary beside it and renamed into place by
+ * `commit()`: a failed command leaves no partial file behind (and no old file replaced).
+ */
+export class AtomicOutput {
+  private readonly tmp: string;
+  private readonly stream: WriteStream;
+  private failure: NodeJS.ErrnoException | undefined;
+
+  constructor(
+    private readonly abs: string,
+    private readonly shown: string,
+  ) {
+    let st;
+    try {
+      st = statSync(abs);
+    } catch {
+      /* a new file */
+    }
+    if (st?.isDirectory()) throw new CliError('cannot write: EISDIR (is a directory)', EXIT_USAGE, shown);
+    this.tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.tmp`);
+    this.stream = createWriteStream(this.tmp, { flags: 'wx' });
+    this.stream.on('error', (e: NodeJS.ErrnoException) => {
+      this.failure ??= e;
+    });
+  }
+
+  private check(): void {
+    if (this.failure) throw fsError(this.failure, this.shown, 'write');
+  }
+
+  /** Write with backpressure (constant memory however much is written). */
+  async write(text: string): Promise<void> {
+    this.check();
+    if (!this.stream.write(text)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.stream.off('drain', done);
+          this.stream.off('error', done);
+          resolve();
+        };
+        this.stream.on('drain', done);
+        this.stream.on('error', done);
+      });
+    }
+    this.check();
+  }
+
+  /** Flush, then move the file into place. */
+  async commit(): Promise<void> {
+    await new Promise<void>((resolve) => this.stream.end(resolve));
+    this.check();
+    try {
+      renameSync(this.tmp, this.abs);
+    } catch (e) {
+      this.abort();
+      throw isFsError(e) ? fsError(e, this.shown, 'write') : e;
+    }
+  }
+
+  /** Drop the temporary (after a failure). */
+  abort(): void {
+    this.stream.destroy();
+    try {
+      rmSync(this.tmp, { force: true });
+    } catch {
+      // The temporary could not be created in the first place (its directory is missing).
+    }
+  }
+}
+
+/**
+ * Reject JSON nested deeper than `maxDepth` before parsing it: building an error message
+ * for (or walking) a 100,000-deep value overflows the stack. Returns the 1-based line of
+ * the first bracket past the limit, or 0 when the text is within it.
+ */
+export function jsonTooDeep(text: string, maxDepth = 256): number {
+  let depth = 0;
+  let line = 1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+      else if (c === 0x0a) line++;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x0a) line++;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return line;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return 0;
+}
+
+/** JSON.parse with the nesting bounded (see {@link jsonTooDeep}); a syntax error is a CliError naming `file`. */
+export function parseJsonBounded(text: string, file: string, maxDepth = 256): unknown {
+  const deep = jsonTooDeep(text, maxDepth);
+  if (deep) throw new CliError(`JSON nested deeper than ${maxDepth} levels`, EXIT_USAGE, file, deep);
+  return JSON.parse(text);
 }
 
 export interface Io {

@@ -39,4 +39,55 @@ describe('io-pgtable worst-case', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('configuration rejected');
   });
+
+  it('an @PGSIZE that is a block size of the granule but not in the bitmap is refused, naming the bitmap', () => {
+    // map_pages returns -EINVAL for a size outside the bitmap and allocates nothing.
+    for (const [bitmap, range, size] of [
+      ['0x1000', '0+2M@2M', '0x200000'],
+      ['0x201000', '0+1G@1G', '0x40000000'],
+      ['0x40001000', '0x200000+2M@2M', '0x200000'],
+    ]) {
+      const r = cli(['worst-case', '--bitmap', bitmap!, '--range', range!]);
+      expect(r.status, `${bitmap} ${range}`).toBe(2);
+      expect(r.stderr).toBe(`io-pgtable worst-case: --range #1: @PGSIZE ${size} is not in the page-size bitmap ${bitmap}: map_pages returns -EINVAL for it and allocates nothing (use a size of the bitmap, or no @PGSIZE)\n`);
+    }
+    const j = cli(['worst-case', '--json', '--granule', '16K', '--range', '0+4M@2M']);
+    expect(j.status).toBe(2);
+    expect(JSON.parse(j.stdout).error).toContain('is not in the page-size bitmap 0x2004000');
+    // The same sizes in the bitmap are counted (hand-derived: L1 + L2, no level-3 table).
+    expect(JSON.parse(cli(['worst-case', '--json', '--bitmap', '0x201000', '--range', '0+2M@2M']).stdout)).toMatchObject({ tables: 2, perLevel: [0, 1, 1, 0] });
+  });
+
+  it('--exact-page-sizes counts the pages iommu_map will use, from iova, paddr and size', () => {
+    const run = (range: string) => JSON.parse(cli(['worst-case', '--json', '--exact-page-sizes', '--range', range]).stdout);
+    // Congruent paddr: 4K, one 2M block, 4K: level-3 tables only at both ends (hand-derived).
+    expect(run('0x1ff000+0x202000=0x809ff000')).toMatchObject({ tables: 4, perLevel: [0, 1, 1, 2], ops: 1, countedOps: 3, exactPageSizes: true });
+    // Incongruent paddr: all 4K pages, three level-3 windows: the granule worst case.
+    expect(run('0x1ff000+0x202000=0x80000000')).toMatchObject({ tables: 5, perLevel: [0, 1, 1, 3] });
+    expect(JSON.parse(cli(['worst-case', '--json', '--range', '0x1ff000+0x202000']).stdout)).toMatchObject({ tables: 5 });
+    // 2M-aligned both sides: blocks only, no level-3 table.
+    expect(run('0x200000+0x400000=0x80000000')).toMatchObject({ tables: 2, perLevel: [0, 1, 1, 0] });
+    const missing = cli(['worst-case', '--exact-page-sizes', '--range', '0x1ff000+0x202000']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--range #1: --exact-page-sizes needs the physical address of a map without @PGSIZE (IOVA+SIZE=PADDR)');
+  });
+
+  it('--help says how @PGSIZE and the default are counted', () => {
+    const h = cli(['worst-case', '--help']).stdout;
+    expect(h).toContain('counted as ONE map_pages size');
+    expect(h).toContain("not iommu_map's split");
+    expect(h).toContain('counted as granule pages: the safe upper bound');
+    expect(h).toContain('--exact-page-sizes');
+  });
+
+  it('names inherited from Object.prototype and huge values are usage errors with short messages', () => {
+    for (const args of [['--granule', '__proto__'], ['--granule', 'constructor'], ['--merge', 'toString'], ['--split', '__proto__'], ['--format', 'valueOf']]) {
+      const r = cli(['worst-case', ...args, '--range', '0+4K']);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/is not one of/);
+    }
+    const huge = cli(['worst-case', '--range', `${'1'.repeat(100_000)}+4K`]);
+    expect(huge.status).toBe(2);
+    expect(huge.stderr.length).toBeLessThan(600);
+  });
 });

@@ -1,11 +1,9 @@
 export { AssocCache, type CacheConfig, type Replacement } from './cache.js';
 export { TableGenerations, type GenerationListener, type TableRecord } from './generations.js';
+export { IommuFindingError, type Finding, type FindingKind } from './findings.js';
 export {
   Iommu,
-  IommuFindingError,
   type AccessResult,
-  type Finding,
-  type FindingKind,
   type FlushBehaviour,
   type IommuCounters,
   type IommuOptions,

@@ -6,12 +6,13 @@
  * reused before the walk cache forgot it (the reason Panthor-style allocators with a
  * no-op `tlb_flush_walk` must defer frees until the driver's own flush completes).
  */
-import type { AllocatorRule, Paddr, TableAllocator } from '@io-pgtable/allocator-api';
+import type { Paddr, TableAllocator } from '@io-pgtable/allocator-api';
 import type { IotlbGather } from '../gather.js';
 import type { EffectiveCfg } from '../io-pgtable.js';
 import { PhysMemory, storeOf, type AccessGuard, type AccessKind, type Accessor } from '../phys/memory.js';
 import type { FlushOps } from '../types.js';
 import { AssocCache, type CacheConfig } from './cache.js';
+import { IommuFindingError, type Finding, type FindingKind } from './findings.js';
 import { TableGenerations, type GenerationListener, type TableRecord } from './generations.js';
 import {
   checkPermission,
@@ -29,40 +30,6 @@ import {
 
 const TWO_52 = 2 ** 52;
 
-/** What the model reports. Faults are outcomes of an access; the rest are hazards. */
-export type FindingKind =
-  | FaultKind
-  /** A TLB hit whose translation differs from what the live tables say now. */
-  | 'stale-tlb'
-  /** A walk that started from a walk-cache entry and reached a different result than a fresh walk. */
-  | 'stale-walk'
-  /** A walk through a cached pointer to a table the page table has freed (memory not reused yet). */
-  | 'walk-after-free'
-  /** A walk through a cached pointer into memory that was freed and handed out again, or reassigned. */
-  | 'walk-into-reused'
-  /** Memory a walk-cache entry still points to was allocated, written, zeroed or reassigned. */
-  | 'reuse-before-flush';
-
-export interface Finding {
-  readonly kind: FindingKind;
-  /** Input address of the access (signed-64 number form), or NaN for memory events. */
-  readonly iova: number;
-  /** Physical address involved: the output of the access, or the table memory at fault. */
-  readonly paddr?: number;
-  readonly level?: number;
-  /** The allocator rule this finding proves broken, when it is an allocator's doing. */
-  readonly rule?: AllocatorRule;
-  readonly message: string;
-}
-
-/** Thrown for findings listed in `throwOn`. */
-export class IommuFindingError extends Error {
-  override readonly name = 'IommuFindingError';
-  constructor(readonly finding: Finding) {
-    super(`[iopgt] [iommu] ${finding.rule ?? finding.kind}: ${finding.message}`);
-  }
-}
-
 export interface IommuOptions {
   readonly memory: PhysMemory;
   /** TLB geometry (default 64 entries, LRU). */
@@ -74,8 +41,9 @@ export interface IommuOptions {
   /** Compare every cached translation with a fresh walk (default true). */
   readonly verify?: boolean;
   /**
-   * Watch writes, zeroing and reassignment of memory that a walk-cache entry still
-   * points to, by chaining a guard onto `memory.guard` (default true).
+   * Watch writes, zeroing and reassignment of freed tables: those a walk-cache entry
+   * still points to, and (through the shared {@link TableGenerations}) those whose
+   * covering flush has not completed, by chaining guards onto `memory.guard` (default true).
    */
   readonly watchMemory?: boolean;
   /** Finding kinds that throw {@link IommuFindingError} as well as being logged. Default none. */
@@ -90,6 +58,13 @@ export interface FlushBehaviour {
   readonly flushWalk?: boolean;
   /** `tlbAddPage` queues a leaf invalidation completed by {@link Iommu.iotlbSync} (default true). */
   readonly addPage?: boolean;
+  /**
+   * The deferred regime (Panthor): the ops declare `deferred: true`, and `tlbSync` (what
+   * `pt.iotlbSync(gather)` runs) is where the driver's real flush happens: it invalidates
+   * the whole context, TLB and walk cache. Pair with `flushAll: false, flushWalk: false`.
+   * Default false: `tlbSync` completes the queued leaf invalidations only.
+   */
+  readonly deferred?: boolean;
 }
 
 /** Result of a device access. */
@@ -158,6 +133,7 @@ export class Iommu {
   /** Freed tables that walk-cache entries still point to: base -> allocated size. */
   private readonly dangling = new Map<number, number>();
   private readonly unsubscribe: () => void;
+  private readonly unwatch: () => void = () => {};
   private readonly guard: AccessGuard | null = null;
   private readonly prevGuard: AccessGuard | null;
 
@@ -172,15 +148,18 @@ export class Iommu {
       allocated: (rec) => this.onAllocated(rec),
       freed: (rec) => this.onFreed(rec),
       reassigned: (p, size) => this.onMemoryChange('reassigned', p, size),
+      hazard: (f) => this.report(f),
     };
     this.unsubscribe = this.generations.subscribe(listener);
+    if (opts.watchMemory ?? true) this.unwatch = this.generations.watch(this.memory);
     this.prevGuard = this.memory.guard;
     if (opts.watchMemory ?? true) {
       const prev = this.prevGuard;
       const guard: AccessGuard = {
         check: (kind: AccessKind, p: Paddr, size: number, who: Accessor) => {
           if (this.dangling.size > 0 && (kind === 'write' || kind === 'zero') && who !== 'device') {
-            this.onMemoryChange(kind === 'zero' ? 'zeroed' : 'written', p, size);
+            const how = kind === 'zero' ? 'zeroed' : 'written';
+            this.onMemoryChange(this.generations.inAlloc ? `${how} while being handed out again` : how, p, size);
           }
           prev?.check(kind, p, size, who);
         },
@@ -205,6 +184,7 @@ export class Iommu {
   dispose(): void {
     this.unsubscribe();
     if (this.guard !== null && this.memory.guard === this.guard) this.memory.guard = this.prevGuard;
+    this.unwatch();
   }
 
   /** See {@link TableGenerations.observe}. */
@@ -278,7 +258,14 @@ export class Iommu {
     const all = behaviour.flushAll ?? true;
     const walkRange = behaviour.flushWalk ?? true;
     const page = behaviour.addPage ?? true;
+    const deferred = behaviour.deferred ?? false;
     return {
+      deferred,
+      tlbSync: (gather: IotlbGather, cookie: C) => {
+        driver.tlbSync?.(gather, cookie);
+        this.iotlbSync(gather);
+        if (deferred) this.invalidateAll();
+      },
       tlbFlushAll: (cookie: C) => {
         this.counters.flushAll++;
         driver.tlbFlushAll?.(cookie);
@@ -360,9 +347,10 @@ export class Iommu {
   /**
    * Tell the model that table memory changed hands where no observer sees it (e.g. a
    * plugin gave it back to its backing store). Reported as `reuse-before-flush` when a
-   * walk-cache entry still points into it.
+   * walk-cache entry still points into it or it is inside a free window.
    */
   noteMemoryChange(how: string, paddr: Paddr, size: number): void {
+    this.generations.released(how, paddr, size);
     this.onMemoryChange(how, paddr, size);
   }
 
@@ -452,7 +440,8 @@ export class Iommu {
         iova,
         paddr: e.next,
         level: e.level + 1,
-        message: `walk through a cached level-${e.level} table pointer into freed table 0x${e.next.toString(16)}`,
+        rule: 'walk-after-free',
+        message: `walk through a cached level-${e.level} table pointer into freed table 0x${e.next.toString(16)} (the walk cache was not invalidated before the device used the range again)`,
       });
     }
   }
@@ -497,13 +486,14 @@ export class Iommu {
 
   private onMemoryChange(how: string, p: number, size: number): void {
     if (this.dangling.size === 0) return;
+    const write = how === 'written' || how === 'zeroed';
     for (const [base, tsize] of this.dangling) {
       if (p < base + tsize && base < p + size) {
         this.report({
-          kind: 'reuse-before-flush',
+          kind: write ? 'write-before-flush' : 'reuse-before-flush',
           iova: NaN,
           paddr: base,
-          rule: 'reuse-before-flush',
+          rule: write ? 'write-before-flush' : 'reuse-before-flush',
           message: `freed table 0x${base.toString(16)} was ${how} (0x${p.toString(16)}+${size}) while the walk cache still points to it`,
         });
         // One report per freed table is enough; forget it so the log stays readable.
