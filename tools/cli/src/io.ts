@@ -3,10 +3,37 @@
  * and line, colour only when wanted (NO_COLOR, FORCE_COLOR), and progress that is a
  * redrawn bar on an interactive terminal but plain lines in logs and CI.
  */
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
+
+/**
+ * `mkdir -p` that always returns. Node 20's `mkdirSync(p, {recursive: true})` never returns
+ * for a path under a pseudo file system that refuses new entries (`/proc/x` spins forever),
+ * so each missing component is made on its own and the first failure is thrown as it is
+ * (ENOENT, EACCES, EROFS; EEXIST or ENOTDIR when a file is in the way).
+ */
+export function makeDirs(path: string): void {
+  const missing: string[] = [];
+  for (let p = resolve(path); ; ) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      missing.push(p);
+      const parent = dirname(p);
+      if (parent === p) break;
+      p = parent;
+      continue;
+    }
+    // As mkdir says it: EEXIST for a file at the path itself, ENOTDIR for one above it.
+    if (!isDir) throw Object.assign(new Error(`${p} is not a directory`), { code: missing.length === 0 ? 'EEXIST' : 'ENOTDIR' });
+    break;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) mkdirSync(missing[i]!);
+}
 
 /** Exit statuses: 0 success, 1 a check failed, 2 bad input or usage. */
 export const EXIT_OK = 0;

@@ -139,10 +139,19 @@ function reservation(inner: TableAllocator, freePolicy: FreePolicy): Reservation
   return withReservation(inner, { freePolicy });
 }
 
-function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }): TableAllocator {
+function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }, mode: 'share' | 'donate' = 'share'): TableAllocator {
   const scm = createScmMock(opts.scmFailWhen ? { failWhen: opts.scmFailWhen } : {});
   extra.scm = scm;
-  return withSecureShare(inner, { scm, vmid: 9, batch: 4, poolTarget: 4 });
+  return withSecureShare(inner, { scm, vmid: 9, batch: 4, poolTarget: 4, mode });
+}
+
+/**
+ * Secure-share in donate mode ([VMID: RW]) over the system allocator: the host may not
+ * write a table page, so every map that needs a table write is refused (src/donate.ts).
+ * Not in {@link STACK_NAMES}: the model-based harness expects maps to succeed.
+ */
+export function donateStack(opts: StackOptions = {}): Stack {
+  return layered('secure-donate', opts, (s, extra) => [secure(s, opts, extra, 'donate')]);
 }
 
 export function makeStack(name: StackName, opts: StackOptions = {}): Stack {

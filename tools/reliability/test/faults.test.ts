@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configByName } from '../src/configs.js';
+import { donateCampaign } from '../src/donate.js';
 import { WORKLOADS, faultCampaign } from '../src/faults.js';
 import { STACK_NAMES, isBindStack } from '../src/stacks.js';
 
@@ -23,5 +24,18 @@ describe.each(STACK_NAMES.map((s) => [s] as const))('fault injection over %s', (
         expect(r.runsWithExhaustion).toBeGreaterThan(0);
       }
     }
+  });
+});
+
+describe('fault injection over secure-share in donate mode', () => {
+  it.each(CONFIGS.map((c) => [c.name, c] as const))('%s: refused maps and every k-th failure strand no table and leak nothing', (_n, cfg) => {
+    const r = donateCampaign(cfg);
+    expect(r.failures, r.failures.slice(0, 3).join('\n')).toEqual([]);
+    expect(r.runs).toBe(1 + r.backingCalls + r.secureCalls);
+    // The clean run's maps were all refused (the PGD is donated); faults were injected.
+    expect(r.refused).toBe(6);
+    expect(r.backingCalls).toBeGreaterThan(0);
+    expect(r.secureCalls).toBeGreaterThan(0);
+    expect(r.runsWithNomem).toBeGreaterThan(0);
   });
 });

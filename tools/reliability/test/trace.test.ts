@@ -5,7 +5,7 @@ import { parseTrace, replayTrace } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { abstractCmd } from '../src/commands.js';
 import { CONFIGS, configByName } from '../src/configs.js';
-import { formatFailure, fuzzConfig, rerunCommand, runCommands, runSequence } from '../src/fuzz.js';
+import { fuzzConfig, runCommands, runSequence } from '../src/fuzz.js';
 import { scribblerStack } from '../src/mutants.js';
 import { systemStack } from '../src/stacks.js';
 import { fromTraceOps, toTrace } from '../src/trace.js';
@@ -71,22 +71,6 @@ describe('traces in the reference-vector format', () => {
     // stack and passes over a sound one.
     expect(runCommands(cfg, 'strict', fromTraceOps(cfg, parsed.ops), scribblerStack()).error?.message).toBe(f.message.replace(/^HarnessFailure: /, ''));
     expect(runCommands(cfg, 'strict', fromTraceOps(cfg, parsed.ops), systemStack()).error).toBeNull();
-  });
-
-  it('the printed re-run command, run as printed, reproduces the failure as printed', () => {
-    const cfg = configByName('s1-16k-47-48-ttbr1');
-    const r = fuzzConfig(cfg, { mode: 'strict', numRuns: 200, seed: 7, maxCommands: 25, stackName: 'scribbler' });
-    expect(r.failure).not.toBeNull();
-    const printed = formatFailure(r.failure!);
-    const cmd = rerunCommand(r.failure!);
-    expect(printed).toContain(`re-run: ${cmd}`);
-    expect(cmd).toMatch(/--stack scribbler .*--commands 25 .*--seed \d+ --path \S+/);
-    const out = spawnSync(cmd, { cwd: resolve(__dirname, '..'), shell: true, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
-    expect(out.status, out.stderr).toBe(1);
-    // The same failure, the same shrunk trace, and the same command again.
-    expect(out.stdout).toContain(printed.split('\n')[0]!);
-    expect(out.stdout).toContain(r.failure!.trace.trimEnd());
-    expect(out.stdout).toContain(`re-run: ${cmd}`);
   });
 
   it('the fuzz script refuses an option it does not know instead of ignoring it', () => {

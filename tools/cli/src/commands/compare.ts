@@ -1,8 +1,8 @@
 /** `compare`, the main job: every workload through every stack, the answer, one table and an HTML report. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, write } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, makeDirs, write } from '../io.js';
 import { VERSION } from '../main.js';
 import { DATA_FORMAT, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
@@ -19,7 +19,7 @@ export function writeReport(dir: string, data: ReportData): { html: string; json
   const html = join(dir, 'index.html');
   const json = join(dir, 'data.json');
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     const page = renderReport(data);
     writeFileSync(json, JSON.stringify(data, null, 1) + '\n');
     writeFileSync(html, page);

@@ -5,11 +5,11 @@
  * fails (bad input, an unreadable file, an internal error) gets its own error line and
  * the others still run; a summary line says what happened to each.
  */
-import { closeSync, createReadStream, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TraceError, compareResults, replayStream } from '@io-pgtable/core';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, paint, useColor, write, type Io } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, makeDirs, paint, useColor, write, type Io } from '../io.js';
 
 const TRACE_SUFFIX = '.trace.jsonl';
 /** Output held back before streaming to stdout, so a short trace with a bad line prints only the bad-trace line. */
@@ -244,7 +244,7 @@ async function* readChunks(path: string): AsyncGenerator<Buffer> {
 function prepareOutDir(dir: string, cwd: string): void {
   const abs = resolve(cwd, dir);
   try {
-    mkdirSync(abs, { recursive: true });
+    makeDirs(abs);
   } catch (e) {
     const c = code(e);
     throw new CliError(`--out-dir ${dir}: cannot create directory: ${c}${c === 'EEXIST' || c === 'ENOTDIR' ? ' (a file is in the way: not a directory)' : ''}`, EXIT_USAGE);

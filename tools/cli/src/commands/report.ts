@@ -1,8 +1,8 @@
 /** `report`: render index.html from a data.json, or merge the data.json files of shards into one report. */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_OK, EXIT_USAGE, write, type Io } from '../io.js';
+import { CliError, EXIT_OK, EXIT_USAGE, makeDirs, write, type Io } from '../io.js';
 import { mergeShards, validateData, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
 import { GOALS, recommendationText } from '../sim/recommend.js';
@@ -100,7 +100,7 @@ Examples:
     const out = resolve(io.cwd, str(p, 'out') ?? join(dirname(resolve(io.cwd, input)), 'index.html'));
     try {
       const page = renderReport(data);
-      mkdirSync(dirname(out), { recursive: true });
+      makeDirs(dirname(out));
       writeFileSync(out, page);
     } catch (e) {
       throw new CliError(`cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_USAGE, str(p, 'out') ?? out);

@@ -76,6 +76,8 @@ const cliCases: CliCase[] = [
   { id: 'cli-replay-out-dir-under-file', surface: 'cli', category: 'fs-error', input: 'replay --out-dir FILE/sub (below a file)', args: ['replay', '--out-dir', '{tmp}/afile/sub', FILE], files: { afile: 'x', 'case.trace.jsonl': GOOD }, exit: 2, match: /--out-dir \{tmp\}\/afile\/sub: .*(not a directory|ENOTDIR)/, stdout: /^$/ },
   // /sys refuses new files even to root, so this holds in a root container too.
   { id: 'cli-replay-out-dir-readonly', surface: 'cli', category: 'fs-error', input: 'replay --out-dir /sys (not writable)', args: ['replay', '--out-dir', '/sys', FILE], files: { 'case.trace.jsonl': GOOD }, exit: 2, match: /--out-dir \/sys: cannot write there \((EACCES|EROFS|EPERM)\)/, stdout: /^$/ },
+  // Node 20's recursive mkdir never returns under /proc: the CLI makes each directory itself.
+  { id: 'cli-replay-out-dir-proc', surface: 'cli', category: 'fs-error', input: 'replay --out-dir /proc/x (a pseudo file system that refuses new entries)', args: ['replay', '--out-dir', '/proc/iopgt-out', FILE], files: { 'case.trace.jsonl': GOOD }, exit: 2, match: /--out-dir \/proc\/iopgt-out: cannot create directory: E[A-Z]+/, stdout: /^$/ },
   {
     id: 'cli-replay-2nd-of-3-bad',
     surface: 'cli',
