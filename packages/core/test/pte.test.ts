@@ -18,11 +18,19 @@ describe('leaf attributes (spec §3.4 worked values)', () => {
   it('S2 R|W|NOEXEC|CACHE at PA 0x1000 is 0x0060_0000_0000_17FF', () => {
     expect(leaf('ARM_64_LPAE_S2', 0, RWNC)).toBe(0x0060_0000_0000_17ffn);
   });
-  it('32-bit formats produce the same descriptors as the 64-bit ones', () => {
-    for (const prot of [RWNC, Prot.READ, Prot.WRITE | Prot.MMIO, Prot.READ | Prot.PRIV]) {
-      expect(leaf('ARM_32_LPAE_S1', 0, prot)).toBe(leaf('ARM_64_LPAE_S1', 0, prot));
-      expect(leaf('ARM_32_LPAE_S2', 0, prot)).toBe(leaf('ARM_64_LPAE_S2', 0, prot));
-    }
+  // Literal values from spec §3.4's prot -> leaf rules (PA 0x1000, 4K page, type 0b11):
+  // S1 = nG | AP[2] if R&&!W | AP[1] unless PRIV | AttrIndx | SH | AF; S2 = HAP | MemAttr | SH | AF.
+  const LEAVES: Array<[string, number, bigint, bigint]> = [
+    ['R|W|NOEXEC|CACHE', RWNC, 0x0060_0000_0000_1f47n, 0x0060_0000_0000_17ffn],
+    ['READ', Prot.READ, 0x1ec3n, 0x1657n],
+    ['WRITE|MMIO', Prot.WRITE | Prot.MMIO, 0x1e4bn, 0x1687n],
+    ['READ|PRIV (S2 ignores PRIV)', Prot.READ | Prot.PRIV, 0x1e83n, 0x1657n],
+  ];
+  it.each(LEAVES)('%s at PA 0x1000: the literal S1 and S2 leaves, in the 32-bit and the 64-bit formats', (_name, prot, s1, s2) => {
+    expect(leaf('ARM_32_LPAE_S1', 0, prot)).toBe(s1);
+    expect(leaf('ARM_64_LPAE_S1', 0, prot)).toBe(s1);
+    expect(leaf('ARM_32_LPAE_S2', 0, prot)).toBe(s2);
+    expect(leaf('ARM_64_LPAE_S2', 0, prot)).toBe(s2);
   });
 });
 

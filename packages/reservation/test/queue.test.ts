@@ -41,12 +41,17 @@ describe('admission control (requirement 15)', () => {
     const q = new VmBindQueue(vm, { admission });
     const submits: Promise<unknown>[] = [];
     for (let i = 0; i < 20; i++) submits.push(q.submit([{ kind: 'map', iova: i * SZ_2M * 7, size: SZ_4K, paddr: 0 }]));
-    // Drive the queue as the scheduler and the cleanup worker would.
-    while (q.counters().ran < 20) {
-      await Promise.resolve();
+    // Drive the queue as the scheduler and the cleanup worker would, in explicit steps:
+    // admission and submit settle through promise jobs only, so draining the microtask
+    // queue between steps is deterministic (no timers), and the step bound ends a stall.
+    const drain = async () => {
+      for (let i = 0; i < 16; i++) await Promise.resolve();
+    };
+    for (let step = 0; q.counters().ran < 20; step++) {
+      expect(step, 'the queue stalled').toBeLessThan(200);
+      await drain();
       q.runAll();
       q.cleanup();
-      await new Promise((r) => setTimeout(r, 0));
     }
     await Promise.all(submits);
     expect(admission.counters().peak).toBeLessThanOrEqual(12 + 3);
