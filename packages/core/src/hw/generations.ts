@@ -261,14 +261,7 @@ export class TableGenerations {
     for (const w of this.overlapping(p, size)) {
       if (w.reported) continue;
       w.reported = true;
-      this.report({
-        kind: 'write-before-flush',
-        iova: NaN,
-        paddr: w.paddr,
-        level: w.level,
-        rule: 'write-before-flush',
-        message: `freed level-${w.level} table 0x${w.paddr.toString(16)} was ${kind === 'zero' ? 'zeroed' : 'written'} by the ${who} (0x${p.toString(16)}+${size}) before the flush covering its free (token ${w.token.id}) completed: the device may still walk it`,
-      });
+      this.freedFinding('write-before-flush', w, `freed level-${w.level} table 0x${w.paddr.toString(16)} was ${kind === 'zero' ? 'zeroed' : 'written'} by the ${who} (0x${p.toString(16)}+${size}) before the flush covering its free (token ${w.token.id}) completed: the device may still walk it`);
     }
   }
 
@@ -276,14 +269,7 @@ export class TableGenerations {
     for (const w of this.overlapping(p, size)) {
       this.windows.delete(w.paddr);
       if (w.reported) continue;
-      this.report({
-        kind: 'reuse-before-flush',
-        iova: NaN,
-        paddr: w.paddr,
-        level: w.level,
-        rule: 'reuse-before-flush',
-        message: `freed level-${w.level} table 0x${w.paddr.toString(16)} was ${how} (0x${p.toString(16)}+${size}) before the flush covering its free (token ${w.token.id}) completed`,
-      });
+      this.freedFinding('reuse-before-flush', w, `freed level-${w.level} table 0x${w.paddr.toString(16)} was ${how} (0x${p.toString(16)}+${size}) before the flush covering its free (token ${w.token.id}) completed`);
     }
   }
 
@@ -294,17 +280,15 @@ export class TableGenerations {
     const now = this.watched.readWords(w.paddr, w.size);
     for (let i = 0; i < now.length; i++) {
       if (now[i] !== w.snapshot[i]) {
-        this.report({
-          kind: 'write-before-flush',
-          iova: NaN,
-          paddr: w.paddr,
-          level: w.level,
-          rule: 'write-before-flush',
-          message: `freed level-${w.level} table 0x${w.paddr.toString(16)} changed at byte ${i * 4} (0x${(w.snapshot[i]! >>> 0).toString(16)} -> 0x${(now[i]! >>> 0).toString(16)}) before the flush covering its free (token ${w.token.id}) completed: the device may still walk it`,
-        });
+        this.freedFinding('write-before-flush', w, `freed level-${w.level} table 0x${w.paddr.toString(16)} changed at byte ${i * 4} (0x${(w.snapshot[i]! >>> 0).toString(16)} -> 0x${(now[i]! >>> 0).toString(16)}) before the flush covering its free (token ${w.token.id}) completed: the device may still walk it`);
         return;
       }
     }
+  }
+
+  /** A finding about the freed table of window `w`: its rule is its kind; no IOVA applies. */
+  private freedFinding(rule: 'write-before-flush' | 'reuse-before-flush', w: FreeWindow, message: string): void {
+    this.report({ kind: rule, iova: NaN, paddr: w.paddr, level: w.level, rule, message });
   }
 
   private report(f: Finding): void {
