@@ -17,7 +17,13 @@ export interface StackOptions {
   /** Size of the system allocator's region. */
   limit?: number;
   /** Fault injection on the secure monitor (secure-share stacks): fail the n-th call. */
-  scmFailWhen?: (callIndex: number, pageCount: number) => boolean;
+  scmFailWhen?: (callIndex: number, pageCount: number) => boolean | { leaveUnknown: boolean };
+  /**
+   * Fault injection between the bottom and the layers over it: what every layer (and, for
+   * the bare system stack, the page table) allocates from instead of the system allocator
+   * itself. It must forward to the system allocator; `stack.system` stays the real one.
+   */
+  wrapBottom?: (system: SystemAllocator) => TableAllocator;
 }
 
 export interface Stack {
@@ -37,6 +43,8 @@ export interface Stack {
   drain(): void;
   /** Secure calls made so far (secure-share stacks), for fault injection on them. */
   secureCalls?(): number;
+  /** The secure monitor (secure-share stacks). */
+  scm?: ScmMock;
   /** Reservation stacks: the page table is a VM driven by VM_BIND jobs (see bind.ts). */
   bind?: BindSetup;
 }
@@ -63,7 +71,7 @@ export function systemStack(opts: StackOptions = {}): Stack {
   });
   return {
     name: 'system',
-    allocator: system,
+    allocator: opts.wrapBottom ? opts.wrapBottom(system) : system,
     system,
     memory,
     minBlock: opts.minBlock ?? 4096,
@@ -74,10 +82,10 @@ export function systemStack(opts: StackOptions = {}): Stack {
 }
 
 /** Put `layers` (innermost first) over a system allocator. */
-function layered(name: string, opts: StackOptions, build: (system: SystemAllocator, extra: { scm?: ScmMock }) => TableAllocator[], bind?: Omit<BindSetup, 'reservation'>): Stack {
+function layered(name: string, opts: StackOptions, build: (bottom: TableAllocator, extra: { scm?: ScmMock }) => TableAllocator[], bind?: Omit<BindSetup, 'reservation'>): Stack {
   const base = systemStack(opts);
   const extra: { scm?: ScmMock } = {};
-  const over = build(base.system, extra);
+  const over = build(base.allocator, extra);
   const top = over[over.length - 1]!;
   const stack: Stack = {
     ...base,
@@ -95,6 +103,7 @@ function layered(name: string, opts: StackOptions, build: (system: SystemAllocat
   if (bind !== undefined) stack.bind = { ...bind, reservation: top as ReservationAllocator };
   if (extra.scm !== undefined) {
     const scm = extra.scm;
+    stack.scm = scm;
     stack.secureCalls = () => scm.calls;
   }
   return stack;
@@ -139,10 +148,10 @@ function reservation(inner: TableAllocator, freePolicy: FreePolicy): Reservation
   return withReservation(inner, { freePolicy });
 }
 
-function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }, mode: 'share' | 'donate' = 'share'): TableAllocator {
+function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMock }, mode: 'share' | 'donate' = 'share', batch = 4, poolTarget = 4): TableAllocator {
   const scm = createScmMock(opts.scmFailWhen ? { failWhen: opts.scmFailWhen } : {});
   extra.scm = scm;
-  return withSecureShare(inner, { scm, vmid: 9, batch: 4, poolTarget: 4, mode });
+  return withSecureShare(inner, { scm, vmid: 9, batch, poolTarget, mode });
 }
 
 /**
@@ -152,6 +161,42 @@ function secure(inner: TableAllocator, opts: StackOptions, extra: { scm?: ScmMoc
  */
 export function donateStack(opts: StackOptions = {}): Stack {
   return layered('secure-donate', opts, (s, extra) => [secure(s, opts, extra, 'donate')]);
+}
+
+/**
+ * Stacks only the fault matrix (src/matrix.ts) drives, beside {@link STACK_NAMES}: donate
+ * mode alone and composed, the RFC's one secure call per table, and the CLI's reservation
+ * over a page pool. The model-based harness cannot drive them (donate refuses maps).
+ */
+export type FaultOnlyStackName = 'secure-donate' | 'secure-donate-over-pool-over-batched' | 'secure-per-table' | 'reservation-over-pool';
+
+export const FAULT_ONLY_STACK_NAMES: readonly FaultOnlyStackName[] = ['secure-donate', 'secure-donate-over-pool-over-batched', 'secure-per-table', 'reservation-over-pool'];
+
+export function makeFaultOnlyStack(name: FaultOnlyStackName, opts: StackOptions = {}): Stack {
+  switch (name) {
+    case 'secure-donate':
+      return donateStack(opts);
+    case 'secure-donate-over-pool-over-batched':
+      return layered(name, opts, (s, extra) => {
+        const b = withBatching(s, { batch: 4 });
+        const p = withPagePool(b, { highWatermark: 8 });
+        return [b, p, secure(p, opts, extra, 'donate')];
+      });
+    case 'secure-per-table':
+      // The RFC's shape (the CLI's secure-per-table): one secure call per table and per free.
+      return layered(name, opts, (s, extra) => [secure(s, opts, extra, 'share', 1, 0)]);
+    case 'reservation-over-pool':
+      // The CLI's reserve-per-op: a reservation per job over a page pool, default free policy.
+      return layered(
+        name,
+        opts,
+        (s) => {
+          const p = withPagePool(s, { highWatermark: 8 });
+          return [p, withReservation(p, {})];
+        },
+        { strategy: 'per-op', admission: createAdmission({ limit: 64 }) },
+      );
+  }
 }
 
 export function makeStack(name: StackName, opts: StackOptions = {}): Stack {
