@@ -298,11 +298,14 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
   const fail: (msg: string) => never = (msg) => {
     throw new RunFailure(msg);
   };
+  // Set once the fault fired and the driver retries: any error from then on is a violation.
+  let retrying = false;
   const note = (where: string, e: unknown, api: boolean): void => {
     if (e instanceof RunFailure) throw e;
     const name = e instanceof Error ? e.name : typeof e;
     errors[name] = (errors[name] ?? 0) + 1;
-    if (api ? !isTyped(e) : !isHonest(e)) violate('untyped', `${where} surfaced an untyped error: ${describeErr(e)}`);
+    if (retrying) violate('retry', `${where} failed again with the fault disarmed: ${describeErr(e)}`);
+    else if (api ? !isTyped(e) : !isHonest(e)) violate('untyped', `${where} surfaced an untyped error: ${describeErr(e)}`);
   };
   const ttbr1 = cfg.quirks.includes('ARM_TTBR1');
   const apiIova = (x: number): bigint | number => (ttbr1 ? (1n << 64n) - (1n << BigInt(cfg.ias)) + BigInt(x) : x);
@@ -468,6 +471,7 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
     teardownPass();
     // The fault fired once; the driver retries what was reported as not given back.
     inj.armed = false;
+    retrying = true;
     for (const f of unreturned.splice(0)) {
       driver('retried free', () => ptAlloc.free(f.paddr, f.size, { kind: f.level === shape.startLevel ? 'pgd' : 'table', level: f.level, flush: COMPLETED_FLUSH }));
     }
