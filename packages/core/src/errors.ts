@@ -19,25 +19,29 @@ export class IoPgtableError extends Error {
   }
 }
 
-/** Result of `mapPages`: partial progress is data, not an exception. */
+/**
+ * Result of `mapPages`: partial progress is data, not an exception. Results are frozen,
+ * and a page table hands out the same object for the same successful size (a map loop
+ * allocates nothing per call).
+ */
 export interface MapResult {
   /** Bytes mapped by this call (the kernel's `*mapped` increment). */
-  mapped: number;
-  error?: MapErrno;
-  message?: string;
+  readonly mapped: number;
+  readonly error?: MapErrno;
+  readonly message?: string;
 }
 
-/** Result of `unmapPages`. */
+/** Result of `unmapPages`: frozen, and shared between calls that unmapped the same size, as {@link MapResult}. */
 export interface UnmapResult {
   /** Bytes unmapped. */
-  unmapped: number;
+  readonly unmapped: number;
   /**
    * Set when nothing (or less than asked) was unmapped for a reason: `ENOENT` for a hole
    * (in `kernel` mode the kernel's raw return is then `(size_t)-ENOENT`), `EINVAL` for a
    * bad size, count or a partial unmap of a block, `ERANGE` for an address outside ias.
    */
-  error?: UnmapErrno;
-  message?: string;
+  readonly error?: UnmapErrno;
+  readonly message?: string;
 }
 
 /** One table whose free hook threw during a teardown or an unmap. */

@@ -3,12 +3,12 @@
  * runs it in the engine, and turns the engine's result into the API's: results are data,
  * exceptions are typed, and every operation is guarded against re-entry.
  */
-import { BLOCKING_CTX, allocSizeFor, type MapCtx, type Paddr } from '@io-pgtable/allocator-api';
+import { BLOCKING_CTX, type MapCtx, type Paddr } from '@io-pgtable/allocator-api';
 import { TWO_52, hex, low52 } from './addr.js';
 import { Quirk, type FormatName, type ProtName } from './constants.js';
 import { IoPgtableError, TableFreeError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
 import type { FlushTracker } from './flush.js';
-import { protToPte, pteToBigInt, pteToPaddr, type PteTemplate } from './formats/lpae/pte.js';
+import { protToPte, pteToBigInt, type PteTemplate } from './formats/lpae/pte.js';
 import { E_EXIST, E_INVAL, E_NOMEM, LpaeEngine, MapRequest, UNMAP_ENOENT, UnmapRequest, type DirtyRecorder } from './formats/lpae/table.js';
 import { IotlbGather } from './gather.js';
 import type { Geometry } from './geometry.js';
@@ -50,26 +50,33 @@ export class PageTable<C = unknown> {
   private readonly templates: Array<PteTemplate | undefined> = [];
   private readonly template = (prot: number): PteTemplate => (this.templates[prot] ??= protToPte(this.format, this.cfg.quirks, prot));
 
+  /**
+   * The engine and its live word arrays: an ECMAScript private field, so that no caller
+   * (`pt['engine']`, a spread, a proxy) reaches memory around the access guards.
+   */
+  readonly #engine: LpaeEngine;
+
   constructor(
     readonly format: FormatName,
     readonly cfg: EffectiveCfg,
-    private readonly engine: LpaeEngine,
+    engine: LpaeEngine,
     readonly mode: Mode,
     private readonly flush: FlushTracker,
   ) {
+    this.#engine = engine;
     const g = engine.g;
     this.limits = new RequestLimits(cfg.pgsizeBitmap, cfg.ias, cfg.oas, (cfg.quirks & Quirk.ARM_TTBR1) !== 0, mode === 'strict', g.blockSize[g.startLevel]! * g.pgdEntries);
   }
 
   get geometry(): Geometry {
-    return this.engine.g;
+    return this.#engine.g;
   }
   /** Physical address of the PGD. */
   get pgd(): Paddr {
-    return this.engine.pgd;
+    return this.#engine.pgd;
   }
   get memory(): PhysMemory {
-    return this.engine.cfg.memory;
+    return this.#engine.cfg.memory;
   }
   get isFreed(): boolean {
     return this.freed;
@@ -80,7 +87,7 @@ export class PageTable<C = unknown> {
    * allocated bytes, and the gathers holding frees not yet synced ({@link unsyncedGathers}).
    */
   stats(): { liveTables: number; liveBytes: number; unsyncedGathers: number } {
-    return { liveTables: this.engine.liveTables, liveBytes: this.engine.liveBytes, unsyncedGathers: this.flush.unsynced };
+    return { liveTables: this.#engine.liveTables, liveBytes: this.#engine.liveBytes, unsyncedGathers: this.flush.unsynced };
   }
 
   /**
@@ -113,7 +120,7 @@ export class PageTable<C = unknown> {
   /** Leave an operation; report tables whose free hook threw during it (after the operation completed). */
   private leave(): void {
     this.busy = false;
-    const failures = this.engine.takeFreeFailures();
+    const failures = this.#engine.takeFreeFailures();
     if (failures !== null) throw new TableFreeError(failures);
   }
 
@@ -159,9 +166,9 @@ export class PageTable<C = unknown> {
   private map(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: MapCtx): MapResult {
     const req = this.mapReq;
     const bad = decodeMap(this.limits, iova, paddr, pgsize, pgcount, prot, ctx, req, this.template);
-    if (bad !== null) return { mapped: 0, error: bad.error, message: bad.message };
-    const ret = this.engine.map(req);
-    if (ret >= 0) return { mapped: ret };
+    if (bad !== null) return Object.freeze({ mapped: 0, error: bad.error, message: bad.message });
+    const ret = this.#engine.map(req);
+    if (ret >= 0) return ret === this.lastMapped.mapped ? this.lastMapped : (this.lastMapped = Object.freeze({ mapped: ret }));
     const error: MapErrno = ret === E_EXIST ? 'EEXIST' : ret === E_NOMEM ? 'ENOMEM' : ret === E_INVAL ? 'EINVAL' : 'ERANGE';
     const message =
       error === 'EEXIST'
@@ -169,7 +176,7 @@ export class PageTable<C = unknown> {
         : error === 'ENOMEM'
           ? 'the allocator could not provide a table'
           : `pgsize ${hex(req.pgsize)} cannot be mapped at any level of this table`;
-    return { mapped: 0, error, message };
+    return Object.freeze({ mapped: 0, error, message });
   }
 
   /**
@@ -193,18 +200,22 @@ export class PageTable<C = unknown> {
   private unmap(iova: U64, pgsize: U64, pgcount: number, gather: IotlbGather | null): UnmapResult {
     const req = this.unmapReq;
     const bad = decodeUnmap(this.limits, iova, pgsize, pgcount, req);
-    if (bad !== null) return { unmapped: 0, error: bad.error, message: bad.message };
-    if (gather !== null && !(gather instanceof IotlbGather)) return { unmapped: 0, error: 'EINVAL', message: 'gather must be an IotlbGather or null' };
+    if (bad !== null) return Object.freeze({ unmapped: 0, error: bad.error, message: bad.message });
+    if (gather !== null && !(gather instanceof IotlbGather)) return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'gather must be an IotlbGather or null' });
     if (gather !== null && gather._pendingOn !== null && gather._pendingOn !== this.flush) {
-      return { unmapped: 0, error: 'EINVAL', message: 'this gather holds unsynced frees of another page table: call iotlbSync(gather) on that page table first' };
+      return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'this gather holds unsynced frees of another page table: call iotlbSync(gather) on that page table first' });
     }
     req.gather = gather;
-    const r = this.engine.unmap(req);
+    const r = this.#engine.unmap(req);
     req.gather = null;
-    if (r === UNMAP_ENOENT) return { unmapped: 0, error: 'ENOENT', message: `nothing is mapped at iova ${hex(req.iova)}` };
-    if (r === 0) return { unmapped: 0, error: 'EINVAL', message: `iova ${hex(req.iova)} lies inside a larger block (partial unmap of a large IOPTE)` };
-    return { unmapped: r };
+    if (r === UNMAP_ENOENT) return Object.freeze({ unmapped: 0, error: 'ENOENT', message: `nothing is mapped at iova ${hex(req.iova)}` });
+    if (r === 0) return Object.freeze({ unmapped: 0, error: 'EINVAL', message: `iova ${hex(req.iova)} lies inside a larger block (partial unmap of a large IOPTE)` });
+    return r === this.lastUnmapped.unmapped ? this.lastUnmapped : (this.lastUnmapped = Object.freeze({ unmapped: r }));
   }
+
+  /** The last successful results, handed out again for the same size (results are frozen). */
+  private lastMapped: MapResult = Object.freeze({ mapped: -1 });
+  private lastUnmapped: UnmapResult = Object.freeze({ unmapped: -1 });
 
   /**
    * iommu_iotlb_sync: run the driver's `tlbSync(gather)`, mark the gather's flush token
@@ -234,7 +245,7 @@ export class PageTable<C = unknown> {
     if (this.busy) this.enter();
     const i52 = typeof iova === 'number' && iova >= 0 && iova < TWO_52 && Number.isInteger(iova) ? iova : iovaLow52Checked(iova);
     if (i52 < 0) return 0;
-    const pa = this.engine.translate(i52);
+    const pa = this.#engine.translate(i52);
     return pa < 0 ? 0 : pa;
   }
 
@@ -243,10 +254,10 @@ export class PageTable<C = unknown> {
     return this.guarded(() => {
       const i52 = iovaLow52Checked(iova);
       if (i52 < 0) return { kind: 'unmapped', level: this.geometry.startLevel };
-      const { ret, path } = this.engine.walkPath(i52);
+      const { ret, path } = this.#engine.walkPath(i52);
       const last = path[path.length - 1]!;
       if (ret !== 0) return { kind: 'unmapped', level: last.level };
-      return { kind: 'mapped', paddr: this.engine.translate(i52), level: last.level, pte: pteToBigInt(last.lo, last.hi) };
+      return { kind: 'mapped', paddr: this.#engine.translate(i52), level: last.level, pte: pteToBigInt(last.lo, last.hi) };
     });
   }
 
@@ -255,7 +266,7 @@ export class PageTable<C = unknown> {
     return this.guarded(() => {
       const i52 = iovaLow52Checked(iova);
       if (i52 < 0) return { ret: E_INVAL, ptes: [] };
-      const { ret, path } = this.engine.walkPath(i52);
+      const { ret, path } = this.#engine.walkPath(i52);
       return { ret, ptes: Array.from(path, (x) => (x ? pteToBigInt(x.lo, x.hi) : undefined)) };
     });
   }
@@ -271,9 +282,9 @@ export class PageTable<C = unknown> {
       const sz = toU64(size);
       if (iv === null || sz === null || sz === 0n) return E_INVAL;
       if (BigInt.asUintN(64, iv + sz - 1n) >> BigInt(this.cfg.ias) !== 0n) return E_INVAL;
-      if (!this.engine.ops.dirtyTracking) return E_INVAL;
+      if (!this.#engine.ops.dirtyTracking) return E_INVAL;
       if (typeof flags !== 'number' || typeof dirty?.record !== 'function') return E_INVAL;
-      return this.engine.dirtyWalk(Number(iv), Number(sz), (flags & IOMMU_DIRTY_NO_CLEAR) !== 0, dirty);
+      return this.#engine.dirtyWalk(Number(iv), Number(sz), (flags & IOMMU_DIRTY_NO_CLEAR) !== 0, dirty);
     });
   }
 
@@ -290,7 +301,7 @@ export class PageTable<C = unknown> {
       this.flush.check(gather ?? null);
       this.freed = true;
       // Continues past free hooks that throw; leave() reports them all.
-      this.engine.destroy(gather ?? null);
+      this.#engine.destroy(gather ?? null);
     } catch (e) {
       this.busy = false;
       throw e;
@@ -303,24 +314,9 @@ export class PageTable<C = unknown> {
    * (index -> descriptor). For dumps and tests; not a hot path.
    */
   tables(): Map<Paddr, Map<number, bigint>> {
-    const out = new Map<Paddr, Map<number, bigint>>();
-    if (this.freed) return out;
-    const g = this.geometry;
-    const visit = (level: number, table: Paddr, size: number) => {
-      const entries = new Map<number, bigint>();
-      out.set(table, entries);
-      const w = this.engine.mem.peek(table);
-      const base = PhysMemory.wordIndex(table);
-      for (let i = 0; i < size / 8; i++) {
-        const lo = w[base + 2 * i]!;
-        const hi = w[base + 2 * i + 1]!;
-        if (lo === 0 && hi === 0) continue;
-        entries.set(i, pteToBigInt(lo, hi));
-        if (level < 3 && !this.engine.isLeafLo(lo, level)) visit(level + 1, pteToPaddr(lo, hi, g.granule), g.granule);
-      }
-    };
-    visit(g.startLevel, this.engine.pgd, allocSizeFor(g.pgdSize));
-    return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+    if (this.freed) return new Map();
+    // Read-only, so allowed from inside a hook (as iovaToPhys is not): dumps and checkers use it.
+    return this.#engine.snapshot();
   }
 }
 

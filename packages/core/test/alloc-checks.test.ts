@@ -1,6 +1,6 @@
 import { AllocatorFaultError, type TableAllocator } from '@io-pgtable/allocator-api';
 import { describe, expect, it } from 'vitest';
-import { IoPgtableError, PhysMemory, Prot, createBumpAllocator, createPageTable, createSystemAllocator, type Mode } from '../src/index.js';
+import { CHUNK_BYTES, IoPgtableError, PhysMemory, Prot, createBumpAllocator, createPageTable, createSystemAllocator, type Mode } from '../src/index.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const SZ_4K = 0x1000;
@@ -126,8 +126,8 @@ describe('every allocation check is strict-only, except what the model cannot re
         expect(() => createPageTable('ARM_64_LPAE_S1', cfg, { allocator, mode })).toThrow(expect.objectContaining({ name: 'AllocatorFaultError', rule: 'in-range' }));
       }
     });
-    it(`${mode}: a PGD not 8-byte aligned, or across a 1 MiB boundary, cannot be modelled`, () => {
-      for (const bad of [0x4000_0004, 0x400f_ffc0 + 0x20]) {
+    it(`${mode}: a PGD not 8-byte aligned, or across a storage-chunk boundary, cannot be modelled`, () => {
+      for (const bad of [0x4000_0004, 0x400f_ffc0 + 0x20, 0x4000_0000 + CHUNK_BYTES - 0x800]) {
         const allocator = scripted(() => bad);
         expect(() => createPageTable('ARM_64_LPAE_S1', { ...cfg, ias: 39 }, { allocator, mode })).toThrow(expect.objectContaining({ name: 'AllocatorFaultError', rule: 'aligned' }));
       }

@@ -1,7 +1,12 @@
 import type { Paddr, PhysMemoryAccess } from '@io-pgtable/allocator-api';
 
-/** log2 of the storage chunk: 1 MiB, the largest table (16 concatenated 64K granules). */
-export const CHUNK_SHIFT = 20;
+/**
+ * log2 of the storage chunk: 64 KiB, the largest granule. Every table but a concatenated
+ * PGD (up to 1 MiB) fits in one chunk; such a PGD is granule-aligned, so each of its
+ * granule pages (the most one map or unmap call touches) lies in one chunk. Small chunks
+ * keep the storage close to the tables' own size (the last chunk is the only slack).
+ */
+export const CHUNK_SHIFT = 16;
 export const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 const CHUNK_WORDS = CHUNK_BYTES >>> 2;
 const ZERO_CHUNK = new Uint32Array(CHUNK_WORDS);
@@ -68,7 +73,7 @@ export class MemoryStore {
     return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
   }
 
-  /** {@link peek} by chunk number (`paddr >> 20`), for walkers that keep addresses in 32-bit halves. */
+  /** {@link peek} by chunk number (`paddr >> CHUNK_SHIFT`), for walkers that keep addresses in 32-bit halves. */
   peekKey(key: number): Uint32Array {
     if (key === this.lastKey) return this.lastChunk;
     return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
@@ -179,10 +184,10 @@ function hostAccessor(who: unknown): HostAccessor {
 }
 
 /**
- * Sparse simulated physical memory. Storage is allocated in 1 MiB chunks of 32-bit
+ * Sparse simulated physical memory. Storage is allocated in 64 KiB chunks of 32-bit
  * words the first time a chunk is written, so a 52-bit physical space costs nothing
- * until touched. A naturally aligned table of up to 1 MiB always lies in one chunk,
- * which is what lets the page-table code index descriptors directly in a typed array.
+ * until touched. A granule-aligned table page always lies in one chunk, which is what
+ * lets the page-table code index descriptors directly in a typed array.
  *
  * Descriptors are little-endian 64-bit values stored as two words: `lo` (bits 0..31)
  * at word 2i and `hi` (bits 32..63) at word 2i+1.
@@ -242,7 +247,7 @@ export class PhysMemory implements PhysMemoryAccess {
     this.#store.guard?.check(kind, paddr, size, who);
   }
 
-  /** Number of 1 MiB chunks that have been touched. */
+  /** Number of storage chunks ({@link CHUNK_BYTES} each) that have been touched. */
   get touchedChunks(): number {
     return this.#store.chunks.size;
   }
@@ -269,12 +274,16 @@ export class PhysMemory implements PhysMemoryAccess {
     return this.#store.peek(paddr)[PhysMemory.wordIndex(paddr)]!;
   }
 
-  /** A copy of `size` bytes (a multiple of 4, inside one 1 MiB chunk) as words; used by dumps. */
+  /** A copy of `size` bytes (4-byte aligned, a multiple of 4) as words; used by dumps. */
   readWords(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): Uint32Array {
     this.#store.guard?.check('read', paddr, size, hostAccessor(who));
-    const c = this.#store.peek(paddr);
-    const w = PhysMemory.wordIndex(paddr);
-    return c.slice(w, w + (size >>> 2));
+    const out = new Uint32Array(size >>> 2);
+    let at = 0;
+    this.#store.forEachSpan(paddr, size, (c, w, n) => {
+      out.set(c.subarray(w, w + n), at);
+      at += n;
+    }, false);
+    return out;
   }
 
   /** Write a 64-bit value at `paddr` (test and tooling use; the core writes words directly). */

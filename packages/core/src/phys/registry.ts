@@ -1,49 +1,61 @@
 import { CHUNK_BYTES } from './memory.js';
 
-const SLOT = 64; // the smallest table allocation
-const WORDS_PER_CHUNK = CHUNK_BYTES / SLOT / 32;
+/** The smallest table allocation: one bit of the registry per 64 bytes. */
+const SLOT = 64;
+const SLOTS_PER_CHUNK = CHUNK_BYTES / SLOT;
+const WORDS_PER_CHUNK = SLOTS_PER_CHUNK / 32;
+
+const OVERLAPS = 0;
+const ADD = 1;
+const REMOVE = 2;
 
 /**
  * Which 64-byte slots of physical memory hold a live page table. Lets the core reject
- * an allocator that hands out memory overlapping a live table in O(size / 2 KiB).
- * Tables are naturally aligned and at most 1 MiB, so each lies within one chunk.
+ * an allocator that hands out memory overlapping a live table in O(size / 2 KiB), with
+ * one bitmap per storage chunk (a concatenated PGD may span several).
  */
 export class TableRegistry {
   private readonly chunks = new Map<number, Uint32Array>();
 
-  private bits(paddr: number, create: boolean): Uint32Array | undefined {
-    const key = Math.floor(paddr / CHUNK_BYTES);
-    let b = this.chunks.get(key);
-    if (b === undefined && create) this.chunks.set(key, (b = new Uint32Array(WORDS_PER_CHUNK)));
-    return b;
-  }
-
-  private forSlots(paddr: number, size: number, fn: (b: Uint32Array, word: number, mask: number) => boolean, create: boolean): boolean {
-    const b = this.bits(paddr, create);
-    if (b === undefined) return false;
-    const first = (paddr % CHUNK_BYTES) / SLOT;
-    const count = Math.max(1, size / SLOT);
-    for (let s = first; s < first + count; ) {
-      const word = s >>> 5;
-      const bit = s & 31;
-      const n = Math.min(32 - bit, first + count - s);
-      const mask = n === 32 ? 0xffffffff : ((1 << n) - 1) << bit;
-      if (fn(b, word, mask | 0)) return true;
-      s += n;
-    }
-    return false;
-  }
-
   /** True if any slot of `[paddr, paddr + size)` belongs to a live table. */
   overlaps(paddr: number, size: number): boolean {
-    return this.forSlots(paddr, size, (b, w, m) => (b[w]! & m) !== 0, false);
+    return this.apply(paddr, size, OVERLAPS);
   }
 
   add(paddr: number, size: number): void {
-    this.forSlots(paddr, size, (b, w, m) => ((b[w] = b[w]! | m), false), true);
+    this.apply(paddr, size, ADD);
   }
 
   remove(paddr: number, size: number): void {
-    this.forSlots(paddr, size, (b, w, m) => ((b[w] = b[w]! & ~m), false), false);
+    this.apply(paddr, size, REMOVE);
+  }
+
+  /** Visit the slots of the range chunk by chunk (no closure per call: allocation is a hot path). */
+  private apply(paddr: number, size: number, op: number): boolean {
+    let slot = Math.floor(paddr / SLOT);
+    let left = Math.max(1, Math.ceil(size / SLOT));
+    while (left > 0) {
+      const key = Math.floor(slot / SLOTS_PER_CHUNK);
+      const first = slot - key * SLOTS_PER_CHUNK;
+      const count = Math.min(left, SLOTS_PER_CHUNK - first);
+      let b = this.chunks.get(key);
+      if (b === undefined && op === ADD) this.chunks.set(key, (b = new Uint32Array(WORDS_PER_CHUNK)));
+      if (b !== undefined) {
+        for (let s = first, end = first + count; s < end; ) {
+          const bit = s & 31;
+          const n = Math.min(32 - bit, end - s);
+          const mask = n === 32 ? -1 : ((1 << n) - 1) << bit;
+          const w = s >>> 5;
+          if (op === OVERLAPS) {
+            if ((b[w]! & mask) !== 0) return true;
+          } else if (op === ADD) b[w] = b[w]! | mask;
+          else b[w] = b[w]! & ~mask;
+          s += n;
+        }
+      }
+      slot += count;
+      left -= count;
+    }
+    return false;
   }
 }

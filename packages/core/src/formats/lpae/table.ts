@@ -35,7 +35,9 @@ import {
   PTE_AP_RDONLY,
   PTE_HI_DBM,
   PTE_HI_NSTABLE,
+  PTE_HI_ADDR_MASK,
   PTE_HI_SW_SYNC,
+  PTE_LO_ADDR_MASK,
   PTE_TYPE_BLOCK,
   PTE_TYPE_MASK,
   PTE_TYPE_TABLE,
@@ -43,6 +45,7 @@ import {
   paddrToPteLo,
   pteAddrHi,
   pteAddrLo,
+  pteToBigInt,
   pteToPaddr,
 } from './pte.js';
 
@@ -57,8 +60,11 @@ export const UNMAP_ENOENT = -2;
 const TWO_32 = 0x1_0000_0000;
 /** Chunk numbers per 2^32 bytes: the chunk of a (hi, lo) address is hi * this + (lo >>> CHUNK_SHIFT). */
 const CHUNKS_PER_4G = TWO_32 / CHUNK_BYTES;
-/** Direct-mapped cache of chunk arrays by chunk number: walks need no Map probe per level. */
-const CACHE_SLOTS = 64;
+/**
+ * Direct-mapped cache of chunk arrays by chunk number: walks need no Map probe per level.
+ * 256 slots of 64 KiB cover 16 MiB of tables (a fully mapped 4 GiB of 4 KiB pages).
+ */
+const CACHE_SLOTS = 256;
 
 export interface EngineHooks {
   alloc(size: number, ctx: AllocCtx): Paddr | null;
@@ -140,7 +146,10 @@ export class LpaeEngine {
   private readonly big: boolean;
   private readonly shifts: readonly number[];
   private readonly masks: number[];
+  /** The cache's chunk numbers, and the same split as address bits 51..32 and 31..16 (translate's int32 keys). */
   private readonly cacheKeys = new Float64Array(CACHE_SLOTS).fill(-1);
+  private readonly cacheHi = new Int32Array(CACHE_SLOTS).fill(-1);
+  private readonly cacheLo = new Int32Array(CACHE_SLOTS).fill(-1);
   private readonly cacheChunks: Uint32Array[] = new Array<Uint32Array>(CACHE_SLOTS);
   /** What PhysMemory returns for memory never written: never cached. */
   private readonly absent: Uint32Array;
@@ -172,22 +181,33 @@ export class LpaeEngine {
     const h = key & (CACHE_SLOTS - 1);
     if (this.cacheKeys[h] === key) return this.cacheChunks[h]!;
     const c = this.mem.peekKey(key);
-    if (c !== this.absent) {
-      this.cacheKeys[h] = key;
-      this.cacheChunks[h] = c;
-    }
+    if (c !== this.absent) this.cacheSet(h, key, c);
     return c;
   }
 
-  /** The word array holding `table` for writing (created if it does not exist yet). */
-  private write(table: Paddr): Uint32Array {
-    const key = Math.floor(table / CHUNK_BYTES);
+  private cacheSet(h: number, key: number, c: Uint32Array): void {
+    this.cacheKeys[h] = key;
+    this.cacheHi[h] = Math.floor(key / CHUNKS_PER_4G);
+    this.cacheLo[h] = key % CHUNKS_PER_4G;
+    this.cacheChunks[h] = c;
+  }
+
+  /** The word array holding `paddr` for writing (created if it does not exist yet). */
+  private write(paddr: Paddr): Uint32Array {
+    const key = Math.floor(paddr / CHUNK_BYTES);
     const h = key & (CACHE_SLOTS - 1);
     if (this.cacheKeys[h] === key) return this.cacheChunks[h]!;
-    const c = this.mem.chunk(table);
-    this.cacheKeys[h] = key;
-    this.cacheChunks[h] = c;
+    const c = this.mem.chunk(paddr);
+    this.cacheSet(h, key, c);
     return c;
+  }
+
+  /**
+   * A table's descriptor reads are CPU reads of its memory: with access control installed
+   * (secure-share), a table the host may not read faults here as it would in the kernel.
+   */
+  private guardRead(table: Paddr, idx: number, count: number): void {
+    this.mem.guard?.check('read', table + idx * 8, count * 8, 'pgtable');
   }
 
   /** Index of the IOVA (as 32-bit halves) at `level`: ARM_LPAE_LVL_IDX. */
@@ -244,8 +264,8 @@ export class LpaeEngine {
    * The allocation checks. Strict mode makes all of them (allocator-api's
    * checkAllocation); the kernel makes none, so kernel mode only refuses what the model
    * cannot represent: a value that is not a physical address, and a PGD (the one table
-   * written at its own address, not at a descriptor's) that is not 8-byte aligned or
-   * crosses a 1 MiB storage chunk.
+   * written at its own address, not at a descriptor's) that is not 8-byte aligned, or
+   * whose granule pages do not each lie in one storage chunk.
    */
   private verify(p: unknown, allocSize: number, kind: TableKind): void {
     const name = this.cfg.hooks.allocatorName;
@@ -255,8 +275,13 @@ export class LpaeEngine {
       return;
     }
     if (!isPaddr(p)) throw new AllocatorFaultError(name, 'in-range', `returned ${describeValue(p)}, which is not a physical address`);
-    if (kind === 'pgd' && (p % 8 !== 0 || Math.floor(p / CHUNK_BYTES) !== Math.floor((p + allocSize - 1) / CHUNK_BYTES))) {
-      throw new AllocatorFaultError(name, 'aligned', `returned ${hex(p)} for the ${allocSize}-byte PGD: a PGD that is not 8-byte aligned or crosses a 1 MiB boundary cannot be modelled`, p);
+    if (kind === 'pgd' && !pgdModellable(p, allocSize, this.g.granule)) {
+      throw new AllocatorFaultError(
+        name,
+        'aligned',
+        `returned ${hex(p)} for the ${allocSize}-byte PGD: a PGD that is not 8-byte aligned, or crosses a ${CHUNK_BYTES / 1024} KiB storage boundary inside one of its granule pages, cannot be modelled`,
+        p,
+      );
     }
   }
 
@@ -305,19 +330,40 @@ export class LpaeEngine {
     this.mem.guard?.check('write', table + idx * 8, count * 8, 'pgtable');
   }
 
-  /** Post-order teardown of the table at `level` (children before parent), under `flush`. */
+  /**
+   * Visit the non-empty descriptors in the first `size` bytes of `table` in slot order, a
+   * run of slots inside one storage chunk at a time (only a concatenated PGD spans chunks).
+   */
+  private forEachEntry(table: Paddr, size: number, visit: (idx: number, lo: number, hi: number) => void): void {
+    for (let off = 0; off < size; ) {
+      const at = table + off;
+      const run = Math.min(size - off, CHUNK_BYTES - (at % CHUNK_BYTES));
+      const w = this.read(Math.floor(at / CHUNK_BYTES));
+      const base = PhysMemory.wordIndex(at);
+      const first = off / 8;
+      for (let i = 0, n = run / 8; i < n; i++) {
+        const lo = w[base + 2 * i]!;
+        const hi = w[base + 2 * i + 1]!;
+        if ((lo | hi) !== 0) visit(first + i, lo, hi);
+      }
+      off += run;
+    }
+  }
+
+  /**
+   * Post-order teardown of the table at `level` (children before parent), under `flush`.
+   * As __arm_lpae_free_pgtable, only the table's own size is scanned: slots a kernel-mode
+   * run wrote past a small PGD (inside its 64-byte allocation) are not, and what they
+   * point to leaks as in the kernel. Teardown reads are not access-checked: the model's
+   * teardown must hand every table back, whatever the host may read.
+   */
   freeTable(level: number, table: Paddr, flush: FlushToken): void {
     const size = tableSize(this.g, level);
     if (level < 3) {
-      const w = this.read(Math.floor(table / CHUNK_BYTES));
-      const base = PhysMemory.wordIndex(table);
       const leaf = this.leafType(level);
-      for (let s = base, end = base + size / 4; s < end; s += 2) {
-        const lo = w[s]!;
-        const hi = w[s + 1]!;
-        if ((lo | hi) === 0 || (lo & PTE_TYPE_MASK) === leaf) continue;
-        this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule), flush);
-      }
+      this.forEachEntry(table, size, (_i, lo, hi) => {
+        if ((lo & PTE_TYPE_MASK) !== leaf) this.freeTable(level + 1, pteToPaddr(lo, hi, this.g.granule), flush);
+      });
     }
     this.freePages(table, size, level, flush);
   }
@@ -331,24 +377,32 @@ export class LpaeEngine {
    */
   map(r: MapRequest): number {
     const g = this.g;
-    const ilo = r.i52 >>> 0;
-    const ihi = (r.i52 / TWO_32) >>> 0;
+    const big = this.big;
+    // The IOVA as two int32 halves (ToInt32 is exact for the low word of any safe integer).
+    const ilo = r.i52 | 0;
+    const ihi = (r.i52 / TWO_32) | 0;
     let level = g.startLevel;
     let table = this.pgd;
+    let idx = this.index(ilo, ihi, level);
+    // The slot's chunk as int32 halves and its word in the chunk (see translate).
+    const pgdAt = table + idx * 8;
+    let kHi = (pgdAt / TWO_32) | 0;
+    let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
+    let slot = PhysMemory.wordIndex(pgdAt);
     // A table allocated by this call is known to be empty: no check pass over it.
     let fresh = false;
     for (;;) {
-      const idx = this.index(ilo, ihi, level);
       if (r.pgsize === g.blockSize[level]) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
         return this.writeLeaves(r, level, table, idx, n, fresh);
       }
       if (level >= 3) return E_INVAL;
-      let w = this.write(table);
-      const slot = PhysMemory.wordIndex(table) + 2 * idx;
-      let lo = w[slot]!;
-      let hi = w[slot + 1]!;
+      const w = this.words(kHi, kLo);
+      if (!fresh && this.mem.guard !== null) this.guardRead(table, idx, 1);
+      // `| 0`: descriptor halves as int32 (a uint32 above 2^31 would be a double in V8).
+      let lo = w[slot]! | 0;
+      let hi = w[slot + 1]! | 0;
       if ((lo | hi) === 0) {
         // May the slot be written? Asked before allocating: a refused write (a table the
         // host gave away) must not strand a new table that nothing links to.
@@ -356,14 +410,13 @@ export class LpaeEngine {
         const child = this.allocPages(g.granule, r.ctx, 'table', level + 1);
         if (child === null) return E_NOMEM;
         // arm_lpae_install_table: the slot is still empty (operations are serialised).
-        lo = (paddrToPteLo(child) | PTE_TYPE_TABLE) >>> 0;
-        hi = (paddrToPteHi(child) | this.nsTable) >>> 0;
-        w = this.mem.chunk(table + idx * 8); // marks the entry's frame written
+        lo = paddrToPteLo(child) | PTE_TYPE_TABLE;
+        hi = paddrToPteHi(child) | this.nsTable;
         w[slot] = lo;
         w[slot + 1] = hi;
         if (!this.coherent) {
           this.sync(table, idx, 1);
-          hi = (hi | PTE_HI_SW_SYNC) >>> 0;
+          hi |= PTE_HI_SW_SYNC;
           w[slot + 1] = hi;
         }
         // The kernel walks on through the descriptor, so a table the allocator placed off
@@ -377,8 +430,13 @@ export class LpaeEngine {
         fresh = false;
       }
       if ((lo & PTE_TYPE_MASK) === this.leafType(level)) return E_EXIST;
-      table = pteToPaddr(lo, hi, g.granule);
       level++;
+      const tLo = pteAddrLo(lo, big);
+      kHi = pteAddrHi(lo, hi, big);
+      kLo = tLo >>> CHUNK_SHIFT;
+      table = kHi * TWO_32 + (tLo >>> 0);
+      idx = this.index(ilo, ihi, level);
+      slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * idx;
     }
   }
 
@@ -401,57 +459,87 @@ export class LpaeEngine {
 
   /**
    * arm_lpae_init_pte for n slots: the kernel checks every slot (a leaf is EEXIST, a
-   * table is torn down) before it writes any. When the slots are all empty, which one
-   * read-only pass proves (and a table allocated by this call needs not even that), the
-   * check has nothing to do and the write follows at once.
+   * table is torn down) before it writes any. Slots are nearly always empty, so the check
+   * and the write are one pass: the first non-empty slot stops it, the slots written so
+   * far (all empty before) are cleared again, and the kernel's check runs on the run as
+   * it was. A table allocated by this call needs no check at all. With access control
+   * installed the order of reads and writes is the kernel's: check pass, then write.
    */
   private writeLeaves(r: MapRequest, level: number, table: Paddr, idx: number, n: number, fresh: boolean): number {
-    const base = PhysMemory.wordIndex(table) + 2 * idx;
-    if (!fresh) {
-      const w = this.read(Math.floor(table / CHUNK_BYTES));
-      let any = 0;
-      for (let s = base, end = base + 2 * n; s < end; s++) any |= w[s]!;
-      if (any !== 0) {
-        const ret = this.clearWay(r, level, table, idx, n);
-        if (ret !== E_OK) return ret;
-      }
-    }
-    const bs = this.g.blockSize[level]!;
-    this.guardWrite(table, idx, n);
-    // Mark the frames these entries live in as written (PhysMemory answers isZero from that).
-    this.mem.touch(table + idx * 8, n * 8);
-    const w = this.write(table);
-    const lo0 = r.tLo | this.leafType(level);
-    const tHi = r.tHi;
-    let s = base;
-    const end = base + 2 * n;
-    if (bs < TWO_32) {
-      // The output address as two 32-bit halves with a carry: integer ops only.
-      // PA[51:48] fold into bits 15:12 (a no-op below 2^48, needed for 52-bit 64K tables).
-      // Bits 11..0 are not address bits: masked once (every step is a multiple of 4 KiB).
-      let aLo = ((r.paddr >>> 0) & 0xfffff000) >>> 0;
-      let aHi = (r.paddr / TWO_32) >>> 0;
-      let loBits = lo0 | (((aHi >>> 16) & 0xf) << 12);
-      let hiBits = tHi | (aHi & 0xffff);
-      for (; s < end; s += 2) {
-        w[s] = loBits | aLo;
-        w[s + 1] = hiBits;
-        aLo += bs;
-        if (aLo >= TWO_32) {
-          aLo -= TWO_32;
-          aHi++;
-          loBits = lo0 | (((aHi >>> 16) & 0xf) << 12);
-          hiBits = tHi | (aHi & 0xffff);
+    const at = table + idx * 8;
+    const w = this.write(at);
+    const base = PhysMemory.wordIndex(at);
+    if (this.mem.guard !== null) {
+      if (!fresh) {
+        this.guardRead(table, idx, n);
+        let any = 0;
+        for (let s = base, end = base + 2 * n; s < end; s++) any |= w[s]!;
+        if (any !== 0) {
+          const ret = this.clearWay(r, level, table, idx, n);
+          if (ret !== E_OK) return ret;
         }
       }
+      this.guardWrite(table, idx, n);
+      this.fill(r, level, w, base, n, false);
     } else {
-      for (let a = r.paddr; s < end; a += bs, s += 2) {
-        w[s] = lo0 | paddrToPteLo(a);
-        w[s + 1] = tHi | paddrToPteHi(a);
+      const done = this.fill(r, level, w, base, n, !fresh);
+      if (done < n) {
+        w.fill(0, base, base + 2 * done);
+        const ret = this.clearWay(r, level, table, idx, n);
+        if (ret !== E_OK) return ret;
+        this.fill(r, level, w, base, n, false);
       }
     }
     if (!this.coherent) this.sync(table, idx, n);
-    return n * bs;
+    return n * this.g.blockSize[level]!;
+  }
+
+  /**
+   * Write n leaves from word `base` of `w`: __arm_lpae_init_pte's loop. With `check`,
+   * stops at the first slot that is not empty and returns how many were written.
+   * Integer arithmetic only: the output address is kept as two int32 halves, and the
+   * carry out of the low half is found once per run (entries until it wraps), not per entry.
+   */
+  private fill(r: MapRequest, level: number, w: Uint32Array, base: number, n: number, check: boolean): number {
+    const bs = this.g.blockSize[level]!;
+    const lo0 = r.tLo | this.leafType(level);
+    const tHi = r.tHi;
+    // Bits 11..0 are not address bits: masked once (every step is a multiple of 4 KiB).
+    let aLo = r.paddr & PTE_LO_ADDR_MASK;
+    let aHi = (r.paddr / TWO_32) | 0;
+    // Blocks of 4 GiB and up step the high half only. `| 0`: the geometry's sizes are
+    // doubles (it holds sizes up to 2^48), and the loop must add int32s.
+    const stepLo = bs < TWO_32 ? bs | 0 : 0;
+    const stepHi = bs < TWO_32 ? 0 : (bs / TWO_32) | 0;
+    let s = base;
+    let i = 0;
+    while (i < n) {
+      // PA[51:48] fold into bits 15:12 (a no-op below 2^48, needed for 52-bit 64K tables).
+      const loBits = lo0 | (((aHi >>> 16) & 0xf) << 12);
+      const hiBits = tHi | (aHi & PTE_HI_ADDR_MASK);
+      // Entries before the low half wraps (all of them when it cannot).
+      let k = n - i;
+      if (stepLo !== 0) k = Math.min(k, Math.ceil((TWO_32 - (aLo >>> 0)) / stepLo));
+      else k = 1;
+      const end = s + 2 * k;
+      if (check) {
+        for (; s < end; s += 2) {
+          if ((w[s]! | w[s + 1]!) !== 0) return i + (s - (end - 2 * k)) / 2;
+          w[s] = loBits | aLo;
+          w[s + 1] = hiBits;
+          aLo = (aLo + stepLo) | 0;
+        }
+      } else {
+        for (; s < end; s += 2) {
+          w[s] = loBits | aLo;
+          w[s + 1] = hiBits;
+          aLo = (aLo + stepLo) | 0;
+        }
+      }
+      i += k;
+      aHi += stepLo !== 0 ? 1 : stepHi;
+    }
+    return n;
   }
 
   /**
@@ -461,10 +549,10 @@ export class LpaeEngine {
    */
   private clearWay(r: MapRequest, level: number, table: Paddr, idx: number, n: number): number {
     if (r.strict && this.anyMapped(level, table, idx, n)) return E_EXIST;
-    const g = this.g;
-    const bs = g.blockSize[level]!;
-    const w = this.read(Math.floor(table / CHUNK_BYTES));
-    const base = PhysMemory.wordIndex(table) + 2 * idx;
+    const bs = this.g.blockSize[level]!;
+    const at = table + idx * 8;
+    const w = this.read(Math.floor(at / CHUNK_BYTES));
+    const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let i = 0; i < n; i++) {
       const lo = w[base + 2 * i]!;
@@ -489,8 +577,9 @@ export class LpaeEngine {
    * below a new table is empty, so a strict EEXIST can never follow a fresh allocation.)
    */
   private anyMapped(level: number, table: Paddr, idx: number, n: number): boolean {
-    const w = this.read(Math.floor(table / CHUNK_BYTES));
-    const base = PhysMemory.wordIndex(table) + 2 * idx;
+    const at = table + idx * 8;
+    const w = this.read(Math.floor(at / CHUNK_BYTES));
+    const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let s = base, end = base + 2 * n; s < end; s += 2) {
       const lo = w[s]!;
@@ -498,7 +587,9 @@ export class LpaeEngine {
       if ((lo | hi) === 0) continue;
       if ((lo & PTE_TYPE_MASK) === leaf) return true;
       if (level < 3 && (lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
-        if (this.anyMapped(level + 1, pteToPaddr(lo, hi, this.g.granule), 0, this.g.ptesPerTable)) return true;
+        const child = pteToPaddr(lo, hi, this.g.granule);
+        this.guardRead(child, 0, this.g.ptesPerTable);
+        if (this.anyMapped(level + 1, child, 0, this.g.ptesPerTable)) return true;
       }
     }
     return false;
@@ -517,97 +608,141 @@ export class LpaeEngine {
    */
   private unmapAt(r: UnmapRequest, level: number, table: Paddr): number {
     const g = this.g;
-    const cookie = this.cfg.cookie;
-    const ilo = r.i52 >>> 0;
-    const ihi = (r.i52 / TWO_32) >>> 0;
+    const big = this.big;
+    const ilo = r.i52 | 0;
+    const ihi = (r.i52 / TWO_32) | 0;
+    let idx = this.index(ilo, ihi, level);
+    const at = table + idx * 8;
+    let kHi = (at / TWO_32) | 0;
+    let kLo = (at | 0) >>> CHUNK_SHIFT;
+    let slot = PhysMemory.wordIndex(at);
     for (;;) {
-      if (level === 4) return 0;
-      const idx = this.index(ilo, ihi, level);
-      const base = PhysMemory.wordIndex(table) + 2 * idx;
       // A live table's chunk array never moves (allocPages materialises it), so one lookup serves the loop.
-      const w = this.read(Math.floor(table / CHUNK_BYTES));
-      const lo0 = w[base]!;
-      const hi0 = w[base + 1]!;
-      if ((lo0 | hi0) === 0) return UNMAP_ENOENT;
+      const w = this.words(kHi, kLo);
       const bs = g.blockSize[level]!;
       const leaf = this.leafType(level);
       if (r.pgsize === bs) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
+        if (this.mem.guard !== null) this.guardRead(table, idx, n);
         let i = 0;
         let flush: FlushToken | null = null;
-        for (let s = base; i < n; i++, s += 2) {
+        for (let s = slot; i < n; i++, s += 2) {
           const lo = w[s]!;
           const hi = w[s + 1]!;
           if ((lo | hi) === 0) break;
           if ((lo & PTE_TYPE_MASK) !== leaf) {
             this.clear(table, idx + i, 1);
-            this.cfg.tlb.tlbFlushWalk?.(r.iova + i * bs, bs, g.granule, cookie);
+            this.cfg.tlb.tlbFlushWalk?.(r.iova + i * bs, bs, g.granule, this.cfg.cookie);
             flush ??= this.cfg.flush.tokenFor(r.gather);
             this.freeTable(level + 1, pteToPaddr(lo, hi, g.granule), flush);
           }
         }
+        if (i === 0) return UNMAP_ENOENT;
         this.clear(table, idx, i);
         const gather = r.gather;
         if (gather !== null && !gather.queued) {
           const addPage = this.cfg.tlb.tlbAddPage;
-          if (addPage !== undefined) for (let j = 0; j < i; j++) addPage(gather, r.iova + j * bs, bs, cookie);
+          if (addPage !== undefined) {
+            const cookie = this.cfg.cookie;
+            for (let j = 0, iova = r.iova; j < i; j++, iova += bs) addPage(gather, iova, bs, cookie);
+          }
         }
         return i * bs;
       }
+      if (this.mem.guard !== null) this.guardRead(table, idx, 1);
+      const lo0 = w[slot]! | 0;
+      const hi0 = w[slot + 1]! | 0;
+      if ((lo0 | hi0) === 0) return UNMAP_ENOENT;
       if ((lo0 & PTE_TYPE_MASK) === leaf) return 0; // "Unmap of a partial large IOPTE is not allowed"
-      table = pteToPaddr(lo0, hi0, g.granule);
+      if (level === 3) return 0;
       level++;
+      const tLo = pteAddrLo(lo0, big);
+      kHi = pteAddrHi(lo0, hi0, big);
+      kLo = tLo >>> CHUNK_SHIFT;
+      table = kHi * TWO_32 + (tLo >>> 0);
+      idx = this.index(ilo, ihi, level);
+      slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * idx;
     }
   }
 
   private clear(table: Paddr, idx: number, n: number): void {
-    if (n === 0) return;
     this.guardWrite(table, idx, n);
     // Zeroes keep a frame's zero state true: no need to mark it written.
-    const w = this.write(table);
-    const start = PhysMemory.wordIndex(table) + 2 * idx;
-    w.fill(0, start, start + 2 * n);
+    const at = table + idx * 8;
+    const start = PhysMemory.wordIndex(at);
+    this.write(at).fill(0, start, start + 2 * n);
     if (!this.coherent) this.sync(table, idx, n);
   }
 
   // ---- walks ----------------------------------------------------------------------
 
-  /** iova_to_phys: the output address for `i52` (low 52 bits of the IOVA), or -1 when an invalid entry is met. */
+  /**
+   * iova_to_phys: the output address for `i52` (low 52 bits of the IOVA), or -1 when an
+   * invalid entry is met. Kept small on purpose: V8 inlines it (and PageTable.iovaToPhys)
+   * into the caller's loop only under its bytecode-size limit, and inlined, the 64-bit
+   * result needs no heap number per call.
+   */
   translate(i52: number): number {
-    const big = this.big;
-    // Split once: indices, offsets and the OR below are 32-bit integer operations.
-    const ihi = (i52 / TWO_32) >>> 0;
-    const ilo = i52 >>> 0;
+    const ihi = (i52 / TWO_32) | 0;
+    const ilo = i52 | 0;
     let level = this.g.startLevel;
-    // The current table as a chunk number and a word index: no float arithmetic per level.
-    let key = Math.floor(this.pgd / CHUNK_BYTES);
-    let base = PhysMemory.wordIndex(this.pgd);
+    // A table's chunk as the address's bits 51..32 (`kHi`) and 31..16 (`kLo`), both int32:
+    // the cache compares them without float arithmetic. The PGD slot's chunk comes from
+    // its address (a concatenated PGD spans chunks); below it, a table is granule-aligned
+    // in one chunk, found from the descriptor's halves.
+    const pgdAt = this.pgd + 8 * this.index(ilo, ihi, level);
+    let kHi = (pgdAt / TWO_32) | 0;
+    let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
+    let slot = PhysMemory.wordIndex(pgdAt);
     for (;;) {
-      const slot = base + 2 * this.index(ilo, ihi, level);
-      const w = this.read(key);
-      const lo = w[slot]!;
-      const hi = w[slot + 1]!;
-      if ((lo & PTE_TYPE_MASK) === this.leafType(level)) {
-        // iopte_to_paddr | (iova & (block - 1)): the kernel ORs the offset in, so unaligned
-        // output-address bits stay visible (FORMAT.md note 9).
-        const shift = this.shifts[level]!;
-        let offLo: number;
-        let offHi = 0;
-        if (shift >= 32) {
-          offLo = ilo;
-          offHi = ihi & ((1 << (shift - 32)) - 1);
-        } else {
-          offLo = ilo & ((2 ** shift - 1) | 0);
-        }
-        return (pteAddrHi(lo, hi, big) | offHi) * TWO_32 + ((pteAddrLo(lo, big) | offLo) >>> 0);
-      }
+      if (this.mem.guard !== null) this.checkWalkRead(kHi, kLo, slot);
+      const w = this.words(kHi, kLo);
+      const lo = w[slot]! | 0;
+      const hi = w[slot + 1]! | 0;
+      if ((lo & PTE_TYPE_MASK) === this.leafType(level)) return this.leafAddress(lo, hi, ilo, ihi, level);
       if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return -1;
-      const tLo = pteAddrLo(lo, big);
-      key = pteAddrHi(lo, hi, big) * CHUNKS_PER_4G + (tLo >>> CHUNK_SHIFT);
-      base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
       level++;
+      const tLo = pteAddrLo(lo, this.big);
+      kHi = pteAddrHi(lo, hi, this.big);
+      kLo = tLo >>> CHUNK_SHIFT;
+      slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * this.index(ilo, ihi, level);
     }
+  }
+
+  /**
+   * iopte_to_paddr | (iova & (block - 1)) for a leaf at `level`: the kernel ORs the offset
+   * in, so unaligned output-address bits stay visible (FORMAT.md note 9).
+   */
+  private leafAddress(lo: number, hi: number, ilo: number, ihi: number, level: number): number {
+    const shift = this.shifts[level]!;
+    const offHi = shift > 32 ? ihi & ~(-1 << (shift - 32)) : 0;
+    const offLo = shift >= 32 ? ilo : ilo & ~(-1 << shift);
+    return (pteAddrHi(lo, hi, this.big) | offHi) * TWO_32 + ((pteAddrLo(lo, this.big) | offLo) >>> 0);
+  }
+
+  /** translate's read of the slot (kHi, kLo, slot) under access control. */
+  private checkWalkRead(kHi: number, kLo: number, slot: number): void {
+    this.mem.guard?.check('read', kHi * TWO_32 + kLo * CHUNK_BYTES + slot * 4, 8, 'pgtable');
+  }
+
+  /** The word array of the chunk whose address bits 51..32 are `kHi` and 31..16 `kLo` (see translate). */
+  private words(kHi: number, kLo: number): Uint32Array {
+    const h = kLo & (CACHE_SLOTS - 1);
+    return this.cacheHi[h] === kHi && this.cacheLo[h] === kLo ? this.cacheChunks[h]! : this.readSlow(kHi, kLo);
+  }
+
+  /** The chunk (kHi, kLo) of a walk on a cache miss (see translate), cached when it exists. */
+  private readSlow(kHi: number, kLo: number): Uint32Array {
+    const c = this.mem.peekKey(kHi * CHUNKS_PER_4G + kLo);
+    if (c !== this.absent) {
+      const h = kLo & (CACHE_SLOTS - 1);
+      this.cacheHi[h] = kHi;
+      this.cacheLo[h] = kLo;
+      this.cacheKeys[h] = kHi * CHUNKS_PER_4G + kLo;
+      this.cacheChunks[h] = c;
+    }
+    return c;
   }
 
   /**
@@ -615,14 +750,17 @@ export class LpaeEngine {
    * ended in a leaf (0) or an invalid entry (-22).
    */
   walkPath(i52: number): { ret: number; path: Array<Leaf | undefined> } {
-    const ilo = i52 >>> 0;
-    const ihi = (i52 / TWO_32) >>> 0;
+    const ilo = i52 | 0;
+    const ihi = (i52 / TWO_32) | 0;
     const path: Array<Leaf | undefined> = [];
     let level = this.g.startLevel;
     let table = this.pgd;
     for (;;) {
-      const w = this.read(Math.floor(table / CHUNK_BYTES));
-      const slot = PhysMemory.wordIndex(table) + 2 * this.index(ilo, ihi, level);
+      const idx = this.index(ilo, ihi, level);
+      const at = table + idx * 8;
+      this.guardRead(table, idx, 1);
+      const w = this.read(Math.floor(at / CHUNK_BYTES));
+      const slot = PhysMemory.wordIndex(at);
       const lo = w[slot]!;
       const hi = w[slot + 1]!;
       path[level] = { level, lo, hi };
@@ -645,18 +783,20 @@ export class LpaeEngine {
   private dirtyLevel(level: number, table: Paddr, noClear: boolean, rec: DirtyRecorder, at: { addr: number; end: number }): number {
     const g = this.g;
     const maxE = level === g.startLevel ? g.pgdEntries : g.ptesPerTable;
-    const base = PhysMemory.wordIndex(table);
     const bs = g.blockSize[level]!;
-    for (let idx = this.index(at.addr >>> 0, (at.addr / TWO_32) >>> 0, level); idx < maxE && at.addr < at.end; idx++) {
-      const w = this.read(Math.floor(table / CHUNK_BYTES));
-      const lo = w[base + 2 * idx]!;
-      const hi = w[base + 2 * idx + 1]!;
+    for (let idx = this.index(at.addr | 0, (at.addr / TWO_32) | 0, level); idx < maxE && at.addr < at.end; idx++) {
+      const p = table + idx * 8;
+      this.guardRead(table, idx, 1);
+      const w = this.read(Math.floor(p / CHUNK_BYTES));
+      const slot = PhysMemory.wordIndex(p);
+      const lo = w[slot]!;
+      const hi = w[slot + 1]!;
       if (this.isLeafLo(lo, level)) {
         if ((hi & PTE_HI_DBM) !== 0 && (lo & PTE_AP_RDONLY) === 0) {
           rec.record(at.addr, bs);
           if (!noClear) {
             this.guardWrite(table, idx, 1);
-            this.mem.chunk(table + idx * 8)[base + 2 * idx] = lo | PTE_AP_RDONLY;
+            this.write(p)[slot] = lo | PTE_AP_RDONLY;
           }
         }
         at.addr += bs;
@@ -669,11 +809,43 @@ export class LpaeEngine {
     return E_OK;
   }
 
+  /**
+   * Every table reachable from the PGD, in address order: its non-empty slots (index ->
+   * descriptor as 64-bit value). Reads are access-checked like every other host read.
+   */
+  snapshot(): Map<Paddr, Map<number, bigint>> {
+    const out = new Map<Paddr, Map<number, bigint>>();
+    const visit = (level: number, table: Paddr): void => {
+      const entries = new Map<number, bigint>();
+      out.set(table, entries);
+      // The PGD's whole allocation: a kernel-mode run may have written past pgdSize.
+      const size = level === this.g.startLevel ? allocSizeFor(this.g.pgdSize) : this.g.granule;
+      this.guardRead(table, 0, size / 8);
+      this.forEachEntry(table, size, (i, lo, hi) => {
+        entries.set(i, pteToBigInt(lo, hi));
+        if (level < 3 && !this.isLeafLo(lo, level)) visit(level + 1, pteToPaddr(lo, hi, this.g.granule));
+      });
+    };
+    visit(this.g.startLevel, this.pgd);
+    return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+  }
+
   /** Teardown: tlb_flush_all, then free every table post-order, PGD last, under `gather`'s flush. */
   destroy(gather: IotlbGather | null): void {
     this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
     this.freeTable(this.g.startLevel, this.pgd, this.cfg.flush.tokenFor(gather));
   }
+}
+
+/**
+ * Can the model hold a PGD at `p`? 8-byte aligned, and every granule page of it (the
+ * most one map or unmap call writes) inside one storage chunk: true of a PGD inside one
+ * chunk, and of a granule-aligned one of any size (chunks are a multiple of every granule).
+ */
+function pgdModellable(p: Paddr, allocSize: number, granule: number): boolean {
+  if (p % 8 !== 0) return false;
+  if (Math.floor(p / CHUNK_BYTES) === Math.floor((p + allocSize - 1) / CHUNK_BYTES)) return true;
+  return p % granule === 0;
 }
 
 /**
