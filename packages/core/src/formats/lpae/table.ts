@@ -811,7 +811,10 @@ export class LpaeEngine {
 
   /**
    * Every table reachable from the PGD, in address order: its non-empty slots (index ->
-   * descriptor as 64-bit value). Reads are access-checked like every other host read.
+   * descriptor as 64-bit value). This is the model's inspection view, read as the monitor
+   * sees memory, not a host operation: checkers must see a donated tree to prove it
+   * unchanged. Every host operation (map, unmap, iova_to_phys, walks, dirty) and every
+   * PhysMemory read is access-checked.
    */
   snapshot(): Map<Paddr, Map<number, bigint>> {
     const out = new Map<Paddr, Map<number, bigint>>();
@@ -820,7 +823,6 @@ export class LpaeEngine {
       out.set(table, entries);
       // The PGD's whole allocation: a kernel-mode run may have written past pgdSize.
       const size = level === this.g.startLevel ? allocSizeFor(this.g.pgdSize) : this.g.granule;
-      this.guardRead(table, 0, size / 8);
       this.forEachEntry(table, size, (i, lo, hi) => {
         entries.set(i, pteToBigInt(lo, hi));
         if (level < 3 && !this.isLeafLo(lo, level)) visit(level + 1, pteToPaddr(lo, hi, this.g.granule));
