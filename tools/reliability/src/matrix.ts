@@ -271,8 +271,23 @@ function describeErr(e: unknown): string {
 
 class RunFailure extends Error {}
 
+/**
+ * The flush regime of the page table: `sync` (arm-smmu: the walk flush completes before a
+ * table is freed) or `deferred` (Panthor: tables are freed under the gather's pending
+ * token, completed by iotlbSync). Deferred needs a stack that reuses only after the flush.
+ */
+export type FlushRegime = 'sync' | 'deferred';
+export const FLUSH_REGIMES: readonly FlushRegime[] = ['sync', 'deferred'];
+
+export interface RunOptions {
+  seed?: number;
+  regime?: FlushRegime;
+}
+
 /** Run one cell of the matrix with one fault (or none). */
-export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: FaultPlan | null, seed = 1): MatrixRun {
+export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: FaultPlan | null, opts: RunOptions = {}): MatrixRun {
+  const seed = opts.seed ?? 1;
+  const regime = opts.regime ?? 'sync';
   const inj = new Injector(plan);
   const errors: Record<string, number> = {};
   const out = (failure: string | null, quarantined = 0): MatrixRun => ({ failure, calls: { ...inj.n }, scmKinds: inj.scmKinds, fired: inj.fired, errors, quarantined });
@@ -285,7 +300,7 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
     scmFailWhen: (n) => (inj.at('scm', n) ? { leaveUnknown: unknown } : false),
   });
   const scm = stack.scm;
-  const tag = `[${cfg.name} ${stackName} ${plan ? `${plan.kind} #${plan.k}` : 'clean'}]`;
+  const tag = `[${cfg.name} ${stackName}${regime === 'deferred' ? ' deferred' : ''} ${plan ? `${plan.kind} #${plan.k}` : 'clean'}]`;
   // Every rule the run broke (the first few of each kind); the run goes on past a broken rule.
   const violations: string[] = [];
   const seen = new Map<string, number>();
@@ -315,7 +330,7 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
   const unreturned: TableFreeFailure[] = [];
   const top = stack.allocator;
   const ptAlloc = bind ? top : faultyTop(top, inj);
-  const tlb = faultyTlb(inj);
+  const tlb: FlushOps = { ...faultyTlb(inj), deferred: regime === 'deferred' };
 
   let pt: PageTable | null = null;
   let vm: BindVm | null = null;
@@ -424,12 +439,17 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
               failed = m.error !== undefined;
             } else {
               const g = new IotlbGather();
-              const u = p.unmapPages(apiIova(op.iova), op.pgsize, op.count, g);
-              failed = u.error !== undefined;
               try {
-                p.iotlbSync(g);
-              } catch (e) {
-                note('iotlbSync', e, true);
+                const u = p.unmapPages(apiIova(op.iova), op.pgsize, op.count, g);
+                failed = u.error !== undefined;
+              } finally {
+                // Whatever the unmap did, the driver syncs the gather it passed (deferred
+                // flush ops free tables under its token).
+                try {
+                  p.iotlbSync(g);
+                } catch (e) {
+                  note('iotlbSync', e, true);
+                }
               }
             }
           } catch (e) {
@@ -518,6 +538,7 @@ export function faultPoints(clean: MatrixRun): Array<{ kind: FaultKind; ks: numb
 export interface CellResult {
   config: string;
   stack: MatrixStackName;
+  regime: FlushRegime;
   /** Runs made per fault kind (0: the workload never reaches that site on this stack). */
   runs: Partial<Record<FaultKind, number>>;
   /** Sites reached by the clean run. */
@@ -534,18 +555,34 @@ export interface CellResult {
  * Does the matrix drive this stack on this configuration? VM_BIND stacks build strict-mode
  * tables over TTBR0 addresses only (the Vm's rule, as in the model-based fuzzer).
  */
-export function cellApplies(cfg: FuzzConfig, stack: MatrixStackName): boolean {
-  return !(isMatrixBind(stack) && cfg.quirks.includes('ARM_TTBR1'));
+export function cellApplies(cfg: FuzzConfig, stack: MatrixStackName, regime: FlushRegime = 'sync'): boolean {
+  if (isMatrixBind(stack) && cfg.quirks.includes('ARM_TTBR1')) return false;
+  // The Vm drives its own flushes (one flushDone per job), so VM_BIND stacks run synchronous
+  // flush ops; a stack whose top reuses at once cannot take deferred ones (core refuses it).
+  if (regime === 'deferred') return !isMatrixBind(stack) && reusesAfterFlush(stack);
+  return true;
+}
+
+const afterFlush = new Map<MatrixStackName, boolean>();
+function reusesAfterFlush(stack: MatrixStackName): boolean {
+  let v = afterFlush.get(stack);
+  if (v === undefined) {
+    const caps = buildMatrixStack(stack, {}).allocator.caps;
+    v = (caps.reuse ?? (caps.defersFree ? 'after-flush' : 'immediate')) === 'after-flush';
+    afterFlush.set(stack, v);
+  }
+  return v;
 }
 
 /**
  * One cell: the clean run, then each fault kind at each k (every k, or at most `sample`
  * of them chosen with the seed, always including the first and the last).
  */
-export function matrixCell(cfg: FuzzConfig, stack: MatrixStackName, opts: { sample?: number; seed?: number } = {}): CellResult {
+export function matrixCell(cfg: FuzzConfig, stack: MatrixStackName, opts: { sample?: number; seed?: number; regime?: FlushRegime } = {}): CellResult {
   const seed = opts.seed ?? 1;
-  const res: CellResult = { config: cfg.name, stack, runs: {}, reached: {}, fired: 0, errors: {}, failures: [], failing: {} };
-  const clean = runMatrix(cfg, stack, null, seed);
+  const run = { seed, regime: opts.regime ?? 'sync' } as const;
+  const res: CellResult = { config: cfg.name, stack, regime: run.regime, runs: {}, reached: {}, fired: 0, errors: {}, failures: [], failing: {} };
+  const clean = runMatrix(cfg, stack, null, run);
   if (clean.failure !== null) {
     res.failures.push(`clean run: ${clean.failure}`);
     return res;
@@ -561,12 +598,12 @@ export function matrixCell(cfg: FuzzConfig, stack: MatrixStackName, opts: { samp
     }
     res.runs[kind] = chosen.length;
     for (const k of chosen) {
-      const run = runMatrix(cfg, stack, { kind, k }, seed);
-      if (run.fired !== null) res.fired++;
-      for (const [n, c] of Object.entries(run.errors)) res.errors[n] = (res.errors[n] ?? 0) + c;
-      if (run.fired === null) res.failures.push(`${kind} #${k}: the fault never fired (the clean run reached it)`);
-      if (run.failure !== null) {
-        res.failures.push(run.failure);
+      const one = runMatrix(cfg, stack, { kind, k }, run);
+      if (one.fired !== null) res.fired++;
+      for (const [n, c] of Object.entries(one.errors)) res.errors[n] = (res.errors[n] ?? 0) + c;
+      if (one.fired === null) res.failures.push(`${kind} #${k}: the fault never fired (the clean run reached it)`);
+      if (one.failure !== null) {
+        res.failures.push(one.failure);
         res.failing[kind] = (res.failing[kind] ?? 0) + 1;
       }
     }

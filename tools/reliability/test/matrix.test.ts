@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configByName } from '../src/configs.js';
-import { FAULT_KINDS, MATRIX_STACKS, cellApplies, matrixCell, runMatrix, type FaultKind, type MatrixStackName } from '../src/matrix.js';
+import { knownFinding } from '../src/findings.js';
+import { FAULT_KINDS, FLUSH_REGIMES, MATRIX_STACKS, cellApplies, matrixCell, runMatrix, type FaultKind } from '../src/matrix.js';
 
 /**
  * A spread of configurations: every format family, a 52-bit 64K table, a tiny PGD, a
@@ -11,77 +12,15 @@ const CONFIGS = ['s1-4k-48-48-hd', 's2-4k-42-42-concat8', 's1-64k-52-52-4t', 'ma
 /** Call indices tried per fault kind and cell (the first, the last, and seeded picks between). */
 const SAMPLE = 4;
 
-/**
- * What the matrix finds today, owned outside tools/reliability and reported with a
- * reproduction (issue 14). Each entry must still fail somewhere in this test, so a fix
- * shows up here as a failing assertion asking for the entry to go; every pair not listed
- * must hold in every run.
- */
-interface Known {
-  kind: FaultKind;
-  stacks: readonly MatrixStackName[];
-  owner: string;
-  what: string;
-}
-
-const KNOWN: readonly Known[] = [
-  {
-    kind: 'flush-throw',
-    stacks: MATRIX_STACKS,
-    owner: 'packages/core',
-    what:
-      'a TLB callback that throws escapes raw (not typed) from unmapPages/iotlbSync/free; a throwing tlbFlushWalk leaves the cleared entry\'s sub-tables unreachable but never freed, and a throwing tlbFlushAll leaves free() marked done with every table still held',
-  },
-  {
-    kind: 'alloc-throw',
-    stacks: [
-      'batched',
-      'pool-over-batched',
-      'batched-over-pool',
-      'secure-share',
-      'secure-over-pool-over-batched',
-      'reservation',
-      'reservation-over-secure-over-pool-over-batched',
-      'secure-donate',
-      'secure-donate-over-pool-over-batched',
-      'reservation-over-pool',
-      'c-pool',
-    ],
-    owner: 'packages/batched, secure-share, reservation, c-allocator',
-    what:
-      "a backing alloc that throws mid-refill: batched's counts go negative; secure-share strands the pages of a half-taken assign batch (counted cached, on no list); reservation's prepare lets the raw error out of trySubmit; the C pool makes itself unusable and keeps its pages",
-  },
-  {
-    kind: 'free-throw',
-    stacks: [
-      'pool',
-      'batched',
-      'pool-over-batched',
-      'batched-over-pool',
-      'secure-over-pool-over-batched',
-      'reservation',
-      'reservation-over-secure-over-pool-over-batched',
-      'secure-donate-over-pool-over-batched',
-      'reservation-over-pool',
-      'c-pool',
-    ],
-    owner: 'packages/page-pool, batched, reservation, c-allocator',
-    what:
-      "a backing free that throws during drain/flushDone: page-pool forgets the page (and the rest of the spliced batch) before inner.free returns; batched and reservation lose it likewise; the C pool makes itself unusable and keeps its pages",
-  },
-];
-
-function known(stack: MatrixStackName, kind: FaultKind): Known | undefined {
-  return KNOWN.find((k) => k.kind === kind && k.stacks.includes(stack));
-}
-
 describe('the fault matrix', () => {
-  it.each(MATRIX_STACKS.map((s) => [s] as const))('%s: every fault kind at every sampled k ends typed, unchanged on failure and leak-free (or is a reported finding)', (stack) => {
+  it.each(MATRIX_STACKS.map((s) => [s] as const))('%s: every fault kind at every sampled k, under both flush regimes, ends typed, unchanged on failure and leak-free (or is a reported finding)', (stack) => {
     const runs: Partial<Record<FaultKind, number>> = {};
     const failing: Partial<Record<FaultKind, string[]>> = {};
-    for (const cfg of CONFIGS) {
-      if (!cellApplies(cfg, stack)) continue;
-      const r = matrixCell(cfg, stack, { sample: SAMPLE });
+    let deferredCells = 0;
+    for (const cfg of CONFIGS) for (const regime of FLUSH_REGIMES) {
+      if (!cellApplies(cfg, stack, regime)) continue;
+      if (regime === 'deferred') deferredCells++;
+      const r = matrixCell(cfg, stack, { sample: SAMPLE, regime });
       // The clean run holds and every planned fault fired.
       expect(r.failures.filter((f) => f.startsWith('clean run') || f.includes('never fired'))).toEqual([]);
       for (const k of FAULT_KINDS) {
@@ -100,12 +39,17 @@ describe('the fault matrix', () => {
     }
     if (stack.startsWith('reservation')) expect(runs['dma-map-fail'] ?? 0).toBe(0);
     else expect(runs['dma-map-fail']).toBeGreaterThan(0);
+    // Deferred flush ops (tables freed under the gather's token, completed by iotlbSync) on
+    // every stack that reuses only after the flush; not the bare system allocator (it reuses
+    // at once, which core refuses with deferred ops) nor VM_BIND stacks (the Vm flushes).
+    if (stack === 'system' || stack.startsWith('reservation')) expect(deferredCells).toBe(0);
+    else expect(deferredCells).toBe(CONFIGS.length);
 
     for (const k of FAULT_KINDS) {
       const bad = failing[k] ?? [];
-      const entry = known(stack, k);
+      const entry = knownFinding(stack, k);
       if (entry === undefined) expect(bad, `${stack} ${k}:\n${bad.slice(0, 3).join('\n')}`).toEqual([]);
-      else expect(bad.length, `${stack} ${k} no longer fails: ${entry.owner} fixed "${entry.what.slice(0, 80)}..."; remove ${stack} from its KNOWN entry`).toBeGreaterThan(0);
+      else expect(bad.length, `${stack} ${k} no longer fails: ${entry.owner} fixed "${entry.what.slice(0, 80)}..."; remove ${stack} from its entry in src/findings.ts`).toBeGreaterThan(0);
     }
   });
 });
