@@ -55,7 +55,9 @@ function isMatrixBind(name: MatrixStackName): boolean {
  *  - `scm-assign-fail` / `scm-unassign-fail`: the k-th secure call (an assign to the VM, or
  *    one back to the host) fails with no state change; the `-unknown` variants leave the
  *    call's pages in the state the firmware does not report (they must be quarantined);
- *  - `dma-map-fail`: the k-th DMA map of a table (non-coherent walks) fails.
+ *  - `dma-map-fail` / `dma-map-moved`: the k-th DMA map of a table (non-coherent walks)
+ *    fails / returns a DMA address other than the physical one (the kernel's "Cannot
+ *    accommodate DMA translation": the table is given back, the map fails with ENOMEM).
  */
 export type FaultKind =
   | 'alloc-null'
@@ -67,7 +69,8 @@ export type FaultKind =
   | 'scm-assign-fail-unknown'
   | 'scm-unassign-fail'
   | 'scm-unassign-fail-unknown'
-  | 'dma-map-fail';
+  | 'dma-map-fail'
+  | 'dma-map-moved';
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   'alloc-null',
@@ -80,6 +83,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'scm-unassign-fail',
   'scm-unassign-fail-unknown',
   'dma-map-fail',
+  'dma-map-moved',
 ];
 
 type Site = 'alloc' | 'free' | 'ptFree' | 'flush' | 'dma' | 'scm';
@@ -89,7 +93,7 @@ function siteOf(kind: FaultKind): Site {
   if (kind === 'free-throw') return 'free';
   if (kind === 'pt-free-throw') return 'ptFree';
   if (kind === 'flush-throw') return 'flush';
-  if (kind === 'dma-map-fail') return 'dma';
+  if (kind === 'dma-map-fail' || kind === 'dma-map-moved') return 'dma';
   return 'scm';
 }
 
@@ -175,7 +179,7 @@ function faultyTlb(inj: Injector): FlushOps {
 }
 
 function faultyDma(inj: Injector): DmaOps {
-  return { map: (p) => (inj.at('dma') ? -1 : p), unmap() {}, sync() {} };
+  return { map: (p, size) => (inj.at('dma') ? (inj.plan!.kind === 'dma-map-fail' ? -1 : p + Math.max(size, 64)) : p), unmap() {}, sync() {} };
 }
 
 // ---- the workload ---------------------------------------------------------------

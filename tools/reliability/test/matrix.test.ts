@@ -37,8 +37,10 @@ describe('the fault matrix', () => {
       if (secure) expect(runs[k], k).toBeGreaterThan(0);
       else expect(runs[k] ?? 0, k).toBe(0);
     }
-    if (stack.startsWith('reservation')) expect(runs['dma-map-fail'] ?? 0).toBe(0);
-    else expect(runs['dma-map-fail']).toBeGreaterThan(0);
+    for (const k of ['dma-map-fail', 'dma-map-moved'] as const) {
+      if (stack.startsWith('reservation')) expect(runs[k] ?? 0, k).toBe(0);
+      else expect(runs[k], k).toBeGreaterThan(0);
+    }
     // Deferred flush ops (tables freed under the gather's token, completed by iotlbSync) on
     // every stack that reuses only after the flush; not the bare system allocator (it reuses
     // at once, which core refuses with deferred ops) nor VM_BIND stacks (the Vm flushes).
