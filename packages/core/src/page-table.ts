@@ -240,10 +240,18 @@ export class PageTable<C = unknown> {
    * IoPgtableError (EINVAL) for input that is not an unsigned 64-bit integer.
    */
   iovaToPhys(iova: U64): number {
+    // Small on purpose, so that V8 inlines it into the caller's loop: the common case is a
+    // live, idle page table and a number below 2^52; everything else takes the slow path.
+    if (this.freed || this.busy || typeof iova !== 'number' || !(iova >= 0 && iova < TWO_52) || !Number.isInteger(iova)) return this.iovaToPhysSlow(iova);
+    const pa = this.#engine.translate(iova);
+    return pa < 0 ? 0 : pa;
+  }
+
+  private iovaToPhysSlow(iova: U64): number {
     this.alive();
     // Calls no hook, so it needs no guard of its own; refused only when called from inside one.
     if (this.busy) this.enter();
-    const i52 = typeof iova === 'number' && iova >= 0 && iova < TWO_52 && Number.isInteger(iova) ? iova : iovaLow52Checked(iova);
+    const i52 = iovaLow52Checked(iova);
     if (i52 < 0) return 0;
     const pa = this.#engine.translate(i52);
     return pa < 0 ? 0 : pa;

@@ -151,6 +151,9 @@ export class LpaeEngine {
   private readonly cacheHi = new Int32Array(CACHE_SLOTS).fill(-1);
   private readonly cacheLo = new Int32Array(CACHE_SLOTS).fill(-1);
   private readonly cacheChunks: Uint32Array[] = new Array<Uint32Array>(CACHE_SLOTS);
+  /** Per level, the block-offset bits of an IOVA as int32 masks of its low and high halves. */
+  private readonly offLo = new Int32Array(4);
+  private readonly offHi = new Int32Array(4);
   /** What PhysMemory returns for memory never written: never cached. */
   private readonly absent: Uint32Array;
   /** Scratch request for the unmap a block replacing a table makes. */
@@ -167,6 +170,11 @@ export class LpaeEngine {
     this.shifts = this.g.levelShift;
     this.masks = this.g.indexCount.map((c) => c - 1);
     this.absent = this.mem.peekKey(-1);
+    for (let l = 0; l < 4; l++) {
+      const shift = this.shifts[l]!;
+      this.offLo[l] = shift >= 32 ? -1 : ~(-1 << shift);
+      this.offHi[l] = shift > 32 ? ~(-1 << (shift - 32)) : 0;
+    }
     this.probe = {
       limit: 2 ** this.g.oas,
       overlaps: (a, n) => cfg.registry.overlaps(a, n),
@@ -392,13 +400,13 @@ export class LpaeEngine {
     // A table allocated by this call is known to be empty: no check pass over it.
     let fresh = false;
     for (;;) {
+      const w = this.words(kHi, kLo);
       if (r.pgsize === g.blockSize[level]) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
-        return this.writeLeaves(r, level, table, idx, n, fresh);
+        return this.writeLeaves(r, level, table, idx, n, fresh, w, slot);
       }
       if (level >= 3) return E_INVAL;
-      const w = this.words(kHi, kLo);
       if (!fresh && this.mem.guard !== null) this.guardRead(table, idx, 1);
       // `| 0`: descriptor halves as int32 (a uint32 above 2^31 would be a double in V8).
       let lo = w[slot]! | 0;
@@ -465,10 +473,9 @@ export class LpaeEngine {
    * it was. A table allocated by this call needs no check at all. With access control
    * installed the order of reads and writes is the kernel's: check pass, then write.
    */
-  private writeLeaves(r: MapRequest, level: number, table: Paddr, idx: number, n: number, fresh: boolean): number {
-    const at = table + idx * 8;
-    const w = this.write(at);
-    const base = PhysMemory.wordIndex(at);
+  private writeLeaves(r: MapRequest, level: number, table: Paddr, idx: number, n: number, fresh: boolean, words: Uint32Array, base: number): number {
+    // The slot's chunk as the descent found it (a live table's chunk always exists).
+    const w = words !== this.absent ? words : this.write(table + idx * 8);
     if (this.mem.guard !== null) {
       if (!fresh) {
         this.guardRead(table, idx, n);
@@ -639,7 +646,10 @@ export class LpaeEngine {
           }
         }
         if (i === 0) return UNMAP_ENOENT;
-        this.clear(table, idx, i);
+        // __arm_lpae_clear_pte over the run (zeroes keep a frame's zero state: not marked written).
+        if (this.mem.guard !== null) this.guardWrite(table, idx, i);
+        w.fill(0, slot, slot + 2 * i);
+        if (!this.coherent) this.sync(table, idx, i);
         const gather = r.gather;
         if (gather !== null && !gather.queued) {
           const addPage = this.cfg.tlb.tlbAddPage;
@@ -700,7 +710,11 @@ export class LpaeEngine {
       const w = this.words(kHi, kLo);
       const lo = w[slot]! | 0;
       const hi = w[slot + 1]! | 0;
-      if ((lo & PTE_TYPE_MASK) === this.leafType(level)) return this.leafAddress(lo, hi, ilo, ihi, level);
+      if ((lo & PTE_TYPE_MASK) === this.leafType(level)) {
+        // iopte_to_paddr | (iova & (block - 1)): the kernel ORs the offset in, so unaligned
+        // output-address bits stay visible (FORMAT.md note 9).
+        return (pteAddrHi(lo, hi, this.big) | (ihi & this.offHi[level]!)) * TWO_32 + ((pteAddrLo(lo, this.big) | (ilo & this.offLo[level]!)) >>> 0);
+      }
       if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return -1;
       level++;
       const tLo = pteAddrLo(lo, this.big);
@@ -708,17 +722,6 @@ export class LpaeEngine {
       kLo = tLo >>> CHUNK_SHIFT;
       slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * this.index(ilo, ihi, level);
     }
-  }
-
-  /**
-   * iopte_to_paddr | (iova & (block - 1)) for a leaf at `level`: the kernel ORs the offset
-   * in, so unaligned output-address bits stay visible (FORMAT.md note 9).
-   */
-  private leafAddress(lo: number, hi: number, ilo: number, ihi: number, level: number): number {
-    const shift = this.shifts[level]!;
-    const offHi = shift > 32 ? ihi & ~(-1 << (shift - 32)) : 0;
-    const offLo = shift >= 32 ? ilo : ilo & ~(-1 << shift);
-    return (pteAddrHi(lo, hi, this.big) | offHi) * TWO_32 + ((pteAddrLo(lo, this.big) | offLo) >>> 0);
   }
 
   /** translate's read of the slot (kHi, kLo, slot) under access control. */
