@@ -10,7 +10,7 @@
  * covers and drops the others that have a table now. It holds as long as every change
  * to the tree goes through the queue (no side-channel unmaps) and ops run in order.
  */
-import type { Geometry, PageTable } from '@io-pgtable/core';
+import { pte, type Geometry, type PageTable } from '@io-pgtable/core';
 import { allBlockSizes, forEachWindow, tablesNeeded, type CountOp, type CountPolicy, type TableCount } from './count.js';
 
 /** Beyond this many windows at one level, skip the tree lookups and count them all. */
@@ -65,7 +65,8 @@ function largestBlock(g: Geometry, bitmap: number): number {
 function hasTable(pt: PageTable, g: Geometry, iova: number, level: number): boolean {
   const walk = pt.pgtableWalk(iova < 0 ? BigInt.asUintN(64, BigInt(iova)) : iova);
   const parent = walk.ptes[level - 1];
-  return parent !== undefined && level - 1 < 3 && (parent & 3n) === 3n && level - 1 >= g.startLevel;
+  // Core's descriptor codec decides what a table descriptor is (no decoder of our own).
+  return parent !== undefined && level - 1 >= g.startLevel && pte.isTable(pte.pteFromBigInt(parent).lo, level - 1);
 }
 
 function coveredBy(ranges: ReadonlyArray<[number, number]>, a: number, b: number): boolean {
