@@ -3,7 +3,7 @@
 // free-list system allocator, flush callbacks that only count. Prints what it measured in
 // this run: ns per unit, best of the repetitions of each run, for several interleaved runs,
 // with the spread across runs; `--mem` adds the memory figures of a fully mapped W1.
-import { IotlbGather, Prot, createPageTable, createSystemAllocator, xorshift32 } from '../dist/index.js';
+import { IotlbGather, Prot, createPageTable, createSystemAllocator, replayStream, xorshift32 } from '../dist/index.js';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,8 @@ allocator, counting flush callbacks) and prints ns per unit, in both modes by de
   W2  map / unmap 64 GiB of 2 MiB blocks (ns per block)
   W3  1,000,000 random iova_to_phys over W1's mapping (ns per lookup)
   W4  200,000 random 64 KiB map/unmap operations over 65,536 slots (ns per op)
+  replay  a 100,000-op kernel trace (maps, unmaps, iova_to_phys; dumpEvery false) through
+      replayStream, parsing and answering included (ops per second)
 Each cell is the best of --reps repetitions; --runs runs are interleaved (every workload and
 mode once per run) and the table shows the median run with the range across runs, for wall
 time and for the process's CPU time (which excludes time other processes held the core).
@@ -200,6 +202,44 @@ function w4(mode) {
   return best;
 }
 
+const REPLAY_OPS = 100_000;
+/**
+ * A 100k-op trace in the vectors' format: 64 KiB maps and unmaps at random slots of a 4 GiB
+ * window (some hitting EEXIST or ENOENT, as a fuzzer's do) and lookups between them.
+ */
+const replayTrace = (() => {
+  const rnd = xorshift32(99);
+  const lines = ['{"format":"ARM_64_LPAE_S1","pgsizeBitmap":"0x40201000","ias":48,"oas":48,"quirks":[],"coherentWalk":true,"allocBase":"0x80000000","dumpEvery":false}'];
+  const hex = (v) => '0x' + v.toString(16);
+  for (let i = 0; i < REPLAY_OPS; i++) {
+    const iova = 0x400_0000_0000 + (rnd() % 65536) * 0x1_0000;
+    const k = rnd() % 3;
+    if (k === 0) lines.push(`{"op":"map","iova":"${hex(iova)}","paddr":"${hex(0x3_0000_0000 + (rnd() % 65536) * 0x1_0000)}","pgsize":"0x1000","pgcount":16,"prot":["read","write","cache"]}`);
+    else if (k === 1) lines.push(`{"op":"unmap","iova":"${hex(iova)}","pgsize":"0x1000","pgcount":16}`);
+    else lines.push(`{"op":"iova_to_phys","iova":"${hex(iova + (rnd() % 16) * 0x1000 + 0x10)}"}`);
+  }
+  lines.push('{"op":"free"}');
+  return lines.join('\n') + '\n';
+})();
+
+/** Replay throughput in ops/s: best of the repetitions (its own unit: higher is better). */
+async function replayBench() {
+  let best = 0;
+  let bestCpu = 0;
+  for (let rep = 0; rep < REPS; rep++) {
+    let chars = 0;
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    for await (const piece of replayStream([replayTrace])) chars += piece.length;
+    const wall = Number(process.hrtime.bigint() - t0);
+    const c = process.cpuUsage(c0);
+    if (chars === 0) throw new Error('replay produced no output');
+    best = Math.max(best, (REPLAY_OPS * 1e9) / wall);
+    bestCpu = Math.max(bestCpu, (REPLAY_OPS * 1e6) / (c.user + c.system));
+  }
+  return { wall: best, cpu: bestCpu };
+}
+
 /**
  * Run every operation in every mode at a small scale first, so that no measured workload
  * pays for JIT compilation (otherwise whichever workload and mode run first look slower).
@@ -279,6 +319,7 @@ for (let run = 0; run < RUNS; run++) {
     const w2 = mapUnmap(mode, 0x10_0000_0000, 0x2_0000_0000, SZ_2M, (64 * SZ_1G) / SZ_2M);
     r[mode] = { w1Map: w1.map, w1Unmap: w1.unmap, w2Map: w2.map, w2Unmap: w2.unmap, w3: w3(mode), w4: w4(mode) };
   }
+  r.replay = await replayBench();
   runs.push(r);
 }
 const summary = {};
@@ -290,9 +331,10 @@ for (const mode of modes) {
   summary[mode] = {};
   for (const k of KEYS) summary[mode][k] = { wall: stat(runs.map((r) => r[mode][k].wall)), cpu: stat(runs.map((r) => r[mode][k].cpu)) };
 }
+const replaySummary = { wall: stat(runs.map((r) => r.replay.wall)), cpu: stat(runs.map((r) => r.replay.cpu)) };
 const mem = withMem ? Object.fromEntries(modes.map((m) => [m, memoryInChild(m)])) : undefined;
 const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
-const out = { machine, date: new Date().toISOString(), reps: REPS, runs: RUNS, unit: 'ns', summary, runsRaw: runs, memory: mem, flushCounts: counts };
+const out = { machine, date: new Date().toISOString(), reps: REPS, runs: RUNS, unit: 'ns', summary, replay: { unit: 'ops/s', ops: REPLAY_OPS, ...replaySummary }, runsRaw: runs, memory: mem, flushCounts: counts };
 if (!jsonOnly) {
   const rows = [
     ['W1 map (ns/page)', 'w1Map'],
@@ -312,6 +354,8 @@ if (!jsonOnly) {
   console.log(fmt(head));
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
   for (const l of lines) console.log(fmt(l));
+  const k = (x) => `${(x / 1000).toFixed(0)}k`;
+  console.log(`replay (${REPLAY_OPS} ops, replayStream, dumpEvery false): wall ${k(replaySummary.wall.median)} ops/s (${k(replaySummary.wall.min)}-${k(replaySummary.wall.max)}), cpu ${k(replaySummary.cpu.median)} ops/s (${k(replaySummary.cpu.min)}-${k(replaySummary.cpu.max)})`);
   if (mem) {
     for (const m of modes) {
       const x = mem[m];
