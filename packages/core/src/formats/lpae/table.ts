@@ -65,6 +65,14 @@ const CHUNKS_PER_4G = TWO_32 / CHUNK_BYTES;
  * 256 slots of 64 KiB cover 16 MiB of tables (a fully mapped 4 GiB of 4 KiB pages).
  */
 const CACHE_SLOTS = 256;
+/**
+ * The tag that slot `h` of the chunk cache holds when it is empty or holds a chunk at or
+ * above 2^48 (whose halves do not pack into 32 bits): the packed tag of a chunk whose
+ * `kLo & 0xff` is not `h`, so no lookup that reaches slot `h` can match it.
+ */
+function noTag(h: number): number {
+  return (h + 1) & (CACHE_SLOTS - 1);
+}
 
 export interface EngineHooks {
   alloc(size: number, ctx: AllocCtx): Paddr | null;
@@ -146,10 +154,9 @@ export class LpaeEngine {
   private readonly big: boolean;
   private readonly shifts: readonly number[];
   private readonly masks: number[];
-  /** The cache's chunk numbers, and the same split as address bits 51..32 and 31..16 (translate's int32 keys). */
+  /** The cache's chunk numbers, and the same as packed int32 tags (see words). */
   private readonly cacheKeys = new Float64Array(CACHE_SLOTS).fill(-1);
-  private readonly cacheHi = new Int32Array(CACHE_SLOTS).fill(-1);
-  private readonly cacheLo = new Int32Array(CACHE_SLOTS).fill(-1);
+  private readonly cacheTag = Int32Array.from({ length: CACHE_SLOTS }, (_, h) => noTag(h));
   private readonly cacheChunks: Uint32Array[] = new Array<Uint32Array>(CACHE_SLOTS);
   /** Per level, the block-offset bits of an IOVA as int32 masks of its low and high halves. */
   private readonly offLo = new Int32Array(4);
@@ -195,8 +202,8 @@ export class LpaeEngine {
 
   private cacheSet(h: number, key: number, c: Uint32Array): void {
     this.cacheKeys[h] = key;
-    this.cacheHi[h] = Math.floor(key / CHUNKS_PER_4G);
-    this.cacheLo[h] = key % CHUNKS_PER_4G;
+    const kHi = Math.floor(key / CHUNKS_PER_4G);
+    this.cacheTag[h] = kHi < 0x1_0000 ? (kHi << 16) | (key % CHUNKS_PER_4G) : noTag(h);
     this.cacheChunks[h] = c;
   }
 
@@ -729,21 +736,21 @@ export class LpaeEngine {
     this.mem.guard?.check('read', kHi * TWO_32 + kLo * CHUNK_BYTES + slot * 4, 8, 'pgtable');
   }
 
-  /** The word array of the chunk whose address bits 51..32 are `kHi` and 31..16 `kLo` (see translate). */
+  /**
+   * The word array of the chunk whose address bits 51..32 are `kHi` and 31..16 `kLo` (see
+   * translate). One int32 compare: the tag is both halves packed, exact for tables below
+   * 2^48 (every other chunk is tagged so that it never hits, and is found by readSlow).
+   */
   private words(kHi: number, kLo: number): Uint32Array {
     const h = kLo & (CACHE_SLOTS - 1);
-    return this.cacheHi[h] === kHi && this.cacheLo[h] === kLo ? this.cacheChunks[h]! : this.readSlow(kHi, kLo);
+    return this.cacheTag[h] === ((kHi << 16) | kLo) ? this.cacheChunks[h]! : this.readSlow(kHi, kLo);
   }
 
   /** The chunk (kHi, kLo) of a walk on a cache miss (see translate), cached when it exists. */
   private readSlow(kHi: number, kLo: number): Uint32Array {
     const c = this.mem.peekKey(kHi * CHUNKS_PER_4G + kLo);
     if (c !== this.absent) {
-      const h = kLo & (CACHE_SLOTS - 1);
-      this.cacheHi[h] = kHi;
-      this.cacheLo[h] = kLo;
-      this.cacheKeys[h] = kHi * CHUNKS_PER_4G + kLo;
-      this.cacheChunks[h] = c;
+      this.cacheSet(kLo & (CACHE_SLOTS - 1), kHi * CHUNKS_PER_4G + kLo, c);
     }
     return c;
   }
