@@ -9,7 +9,22 @@ import { abstractCmd, concretize, type AbstractCmd } from './commands.js';
 import type { FuzzConfig } from './configs.js';
 import { Harness } from './harness.js';
 import type { Mode } from './model.js';
-import { SYSTEM_BASE, isBindStack, makeStack, type StackName } from './stacks.js';
+import { cPoolStack } from './c-stack.js';
+import { STACK_NAMES, SYSTEM_BASE, isBindStack, makeFaultOnlyStack, makeStack, type FaultOnlyStackName, type Stack, type StackName, type StackOptions } from './stacks.js';
+
+/**
+ * Stacks the model-based fault campaign drives: those of {@link STACK_NAMES}, and (as the
+ * fuzzer's `--stack`) the RFC's per-table secure-share, reservation over a page pool and
+ * the C pool. Donate mode refuses every map by design: src/donate.ts and src/matrix.ts.
+ */
+export type CampaignStack = StackName | Exclude<FaultOnlyStackName, 'secure-donate' | 'secure-donate-over-pool-over-batched'> | 'c-pool';
+export const EXTRA_CAMPAIGN_STACKS: readonly CampaignStack[] = ['secure-per-table', 'reservation-over-pool', 'c-pool'];
+
+function campaignStack(name: CampaignStack, opts: StackOptions): Stack {
+  if ((STACK_NAMES as readonly string[]).includes(name)) return makeStack(name as StackName, opts);
+  if (name === 'c-pool') return cPoolStack(opts);
+  return makeFaultOnlyStack(name as FaultOnlyStackName, opts);
+}
 
 export interface Workload {
   name: string;
@@ -55,8 +70,8 @@ export interface FaultPlan {
   shortJobAt?: number;
 }
 
-export function runWorkload(cfg: FuzzConfig, stackName: StackName, w: Workload, plan: FaultPlan, mode: Mode = 'strict'): FaultRun {
-  const stack = makeStack(stackName, {
+export function runWorkload(cfg: FuzzConfig, stackName: CampaignStack, w: Workload, plan: FaultPlan, mode: Mode = 'strict'): FaultRun {
+  const stack = campaignStack(stackName, {
     ...(plan.failBackingAt !== undefined ? { failWhen: (n: number) => n === plan.failBackingAt } : {}),
     ...(plan.failSecureAt !== undefined ? { scmFailWhen: (n: number) => n === plan.failSecureAt } : {}),
   });
@@ -91,7 +106,7 @@ export function runWorkload(cfg: FuzzConfig, stackName: StackName, w: Workload, 
 
 export interface CampaignResult {
   config: string;
-  stack: StackName;
+  stack: CampaignStack;
   workload: string;
   /** Runs made (one clean + one per k). */
   runs: number;
@@ -109,7 +124,7 @@ export interface CampaignResult {
  * Clean run, then fail each backing allocation k in turn, then each secure call k in turn,
  * then (reservation stacks) short each job's reservation k in turn by one page.
  */
-export function faultCampaign(cfg: FuzzConfig, stackName: StackName, w: Workload, mode: Mode = 'strict'): CampaignResult {
+export function faultCampaign(cfg: FuzzConfig, stackName: CampaignStack, w: Workload, mode: Mode = 'strict'): CampaignResult {
   const res: CampaignResult = { config: cfg.name, stack: stackName, workload: w.name, runs: 1, backingCalls: 0, secureCalls: 0, runsWithNomem: 0, jobs: 0, runsWithExhaustion: 0, failures: [] };
   const clean = runWorkload(cfg, stackName, w, {}, mode);
   if (clean.error) {
@@ -127,6 +142,6 @@ export function faultCampaign(cfg: FuzzConfig, stackName: StackName, w: Workload
   };
   for (let k = 0; k < clean.backingCalls; k++) record(`backing alloc #${k} failed`, runWorkload(cfg, stackName, w, { failBackingAt: k }, mode));
   for (let k = 0; k < clean.secureCalls; k++) record(`secure call #${k} failed`, runWorkload(cfg, stackName, w, { failSecureAt: k }, mode));
-  if (isBindStack(stackName)) for (let k = 0; k < clean.jobs; k++) record(`job #${k} reserved one page short`, runWorkload(cfg, stackName, w, { shortJobAt: k }, mode));
+  if (isBindStack(stackName as StackName)) for (let k = 0; k < clean.jobs; k++) record(`job #${k} reserved one page short`, runWorkload(cfg, stackName, w, { shortJobAt: k }, mode));
   return res;
 }

@@ -9,7 +9,8 @@ import { nameHash, type FuzzConfig } from './configs.js';
 import { Harness } from './harness.js';
 import type { Mode } from './model.js';
 import { MUTANT_STACKS } from './mutants.js';
-import { STACK_NAMES, SYSTEM_BASE, makeStack, systemStack, type Stack, type StackName } from './stacks.js';
+import { cPoolStack } from './c-stack.js';
+import { FAULT_ONLY_STACK_NAMES, STACK_NAMES, SYSTEM_BASE, makeFaultOnlyStack, makeStack, systemStack, type FaultOnlyStackName, type Stack, type StackName } from './stacks.js';
 import { toTrace } from './trace.js';
 
 export interface FuzzOptions {
@@ -28,8 +29,14 @@ export interface FuzzOptions {
   access?: boolean;
 }
 
-/** Every name `--stack` accepts: the stacks of stacks.ts and the deliberately broken ones. */
-export const FUZZ_STACKS: readonly string[] = [...STACK_NAMES, ...Object.keys(MUTANT_STACKS)];
+/**
+ * Stacks beyond {@link STACK_NAMES} the model-based harness can drive: the fault matrix's
+ * other stacks except donate mode (whose maps are refused by design), and the C pool.
+ */
+export const EXTRA_FUZZ_STACKS: readonly string[] = [...FAULT_ONLY_STACK_NAMES.filter((n) => !n.includes('donate')), 'c-pool'];
+
+/** Every name `--stack` accepts: the stacks of stacks.ts, the C pool, and the deliberately broken ones. */
+export const FUZZ_STACKS: readonly string[] = [...STACK_NAMES, ...EXTRA_FUZZ_STACKS, ...Object.keys(MUTANT_STACKS)];
 
 /**
  * The stack factory for a name. The bare system allocator's smallest block (64 or 4096)
@@ -40,6 +47,8 @@ export function stackFactory(name: string, cfg: FuzzConfig): () => Stack {
   const mutant = Object.hasOwn(MUTANT_STACKS, name) ? MUTANT_STACKS[name] : undefined;
   if (mutant !== undefined) return mutant;
   if ((STACK_NAMES as readonly string[]).includes(name)) return () => makeStack(name as StackName);
+  if (name === 'c-pool') return () => cPoolStack();
+  if (EXTRA_FUZZ_STACKS.includes(name)) return () => makeFaultOnlyStack(name as FaultOnlyStackName);
   throw new RangeError(`unknown stack ${JSON.stringify(name)}; one of ${FUZZ_STACKS.join(', ')}`);
 }
 

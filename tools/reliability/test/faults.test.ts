@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { configByName } from '../src/configs.js';
 import { donateCampaign } from '../src/donate.js';
-import { WORKLOADS, faultCampaign } from '../src/faults.js';
-import { STACK_NAMES, isBindStack } from '../src/stacks.js';
+import { EXTRA_CAMPAIGN_STACKS, WORKLOADS, faultCampaign } from '../src/faults.js';
+import { STACK_NAMES, isBindStack, type StackName } from '../src/stacks.js';
 
 const CONFIGS = ['s1-4k-48-48-hd', 's2-4k-42-42-concat8', 's1-64k-52-52-4t', 'mali-4k-33-33-pgd8'].map(configByName);
 
-describe.each(STACK_NAMES.map((s) => [s] as const))('fault injection over %s', (stack) => {
+describe.each([...STACK_NAMES, ...EXTRA_CAMPAIGN_STACKS].map((s) => [s] as const))('fault injection over %s', (stack) => {
   it.each(CONFIGS.map((c) => [c.name, c] as const))('%s: every k-th failure ends consistent, typed and leak-free', (_n, cfg) => {
     for (const w of WORKLOADS) {
       const r = faultCampaign(cfg, stack, w);
@@ -18,7 +18,7 @@ describe.each(STACK_NAMES.map((s) => [s] as const))('fault injection over %s', (
       if (stack.includes('secure')) expect(r.secureCalls).toBeGreaterThan(0);
       // Failing a backing allocation is visible as ENOMEM (or a failed prepare) somewhere in most runs.
       expect(r.runsWithNomem).toBeGreaterThan(0);
-      if (isBindStack(stack)) {
+      if (isBindStack(stack as StackName)) {
         expect(r.jobs).toBeGreaterThan(0);
         // A reservation one page short runs dry in at least one job (a BindError, not a throw).
         expect(r.runsWithExhaustion).toBeGreaterThan(0);
