@@ -39,18 +39,34 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', help: 'machine-readable JSON output on stdout' },
 };
 
+/**
+ * Parse `argv` against the command's options. Unknown options, missing values and an
+ * option given twice that takes one value (which would silently keep the last) are usage
+ * errors; `--help`/`-h` anywhere before `--` wins over every other argument, good or bad.
+ */
 export function parseCommandArgs(cmd: Command, argv: string[]): Parsed {
-  const all = { ...COMMON_OPTIONS, ...cmd.options };
+  const end = argv.indexOf('--');
+  const before = end === -1 ? argv : argv.slice(0, end);
+  if (before.includes('--help') || before.includes('-h')) return { values: { help: true }, positionals: [] };
+  const all: Record<string, OptionSpec> = { ...COMMON_OPTIONS, ...cmd.options };
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [k, o] of Object.entries(all)) {
     options[k] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
+  const usage = (msg: string) => new CliError(`${msg}\nRun 'io-pgtable ${cmd.name} --help' for usage.`, EXIT_USAGE);
+  let r;
   try {
-    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-    return { values: r.values as Parsed['values'], positionals: r.positionals };
+    r = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
-    throw new CliError(`${(e as Error).message}\nRun 'io-pgtable ${cmd.name} --help' for usage.`, EXIT_USAGE);
+    throw usage((e as Error).message);
   }
+  const seen = new Set<string>();
+  for (const t of r.tokens) {
+    if (t.kind !== 'option') continue;
+    if (seen.has(t.name) && Object.hasOwn(all, t.name) && all[t.name]!.multiple !== true) throw usage(`--${t.name} given more than once (it takes one value)`);
+    seen.add(t.name);
+  }
+  return { values: r.values as Parsed['values'], positionals: r.positionals };
 }
 
 export function commandHelp(cmd: Command): string {
@@ -90,9 +106,11 @@ export function flag(p: Parsed, key: string): boolean {
 export function intOpt(p: Parsed, key: string, dflt: number): number {
   const v = str(p, key);
   if (v === undefined) return dflt;
-  const n = /^0x[0-9a-f]+$/i.test(v) ? parseInt(v, 16) : /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new CliError(`--${key}: ${quote(v)} is not a non-negative integer`, EXIT_USAGE);
-  return n;
+  if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(v)) throw new CliError(`--${key}: ${quote(v)} is not a non-negative integer`, EXIT_USAGE);
+  // BigInt first: Number() of a value at or above 2^53 rounds it to a different integer.
+  const big = BigInt(v);
+  if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new CliError(`--${key}: ${quote(v)} is too large (at most ${Number.MAX_SAFE_INTEGER}, 2^53-1)`, EXIT_USAGE);
+  return Number(big);
 }
 
 /**

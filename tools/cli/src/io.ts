@@ -3,9 +3,10 @@
  * and line, colour only when wanted (NO_COLOR, FORCE_COLOR), and progress that is a
  * redrawn bar on an interactive terminal but plain lines in logs and CI.
  */
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { closeSync, constants as fsc, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 
 /**
@@ -49,8 +50,9 @@ export class CliError extends Error {
     readonly file?: string,
     readonly line?: number,
   ) {
-    // Capped here, once: a message may quote what the user gave (a 200 MB value).
-    super(capText(message));
+    // Capped here, once: a message may quote what the user gave (a 200 MB value). A BigInt
+    // formatted by a template elsewhere (`0x0n`) is shown as the hex number it is.
+    super(capText(message.replace(BIGINT_LITERAL, '$1')));
   }
   /** `FILE:LINE: message`, the shape editors and CI annotators understand. */
   located(): string {
@@ -58,6 +60,9 @@ export class CliError extends Error {
     return `${this.file}${this.line !== undefined ? ':' + this.line : ''}: ${this.message}`;
   }
 }
+
+/** `0x1fn` / `123n`: a BigInt printed with its JavaScript suffix. */
+const BIGINT_LITERAL = /\b(0x[0-9a-f]+|[0-9]+)n\b/gi;
 
 /** Longest message the CLI prints for one error; longer ones are cut with a count. */
 export const MAX_MESSAGE = 400;
@@ -119,15 +124,76 @@ export function checkInputFile(abs: string, shown: string): void {
 export const MAX_LINE = 64 * 1024;
 
 /**
- * The lines of a stream, one at a time (constant memory whatever the size: a line longer
- * than `maxLine` is an error, not a buffer that grows), with `\r\n` treated as a line end.
- * A stream error (EACCES, EIO) is thrown as an {@link fsError} naming `shown`.
+ * Checks that a byte stream is text, chunk by chunk and in constant memory: valid UTF-8
+ * and no NUL byte, or a CliError naming the line. Every input the CLI reads is text (JSON
+ * traces and data files, tracefs output); decoding invalid bytes to U+FFFD instead would
+ * turn them into a confusing error further on ("missing key"), or into accepted input.
+ * A line end never falls inside a UTF-8 sequence, so at most 3 bytes are carried over.
  */
-export async function* readLines(input: NodeJS.ReadableStream, shown: string, maxLine = MAX_LINE): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let lineNo = 0;
-  const iter = (input as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+export class TextCheck {
+  private carry: Buffer = Buffer.alloc(0);
+  /** Lines ended before the bytes checked so far. */
+  private lines = 0;
+
+  constructor(private readonly shown: string) {}
+
+  push(chunk: Buffer): void {
+    const nul = chunk.indexOf(0);
+    if (nul !== -1) throw new CliError('NUL byte: not a text file', EXIT_USAGE, this.shown, this.lines + 1 + countNewlines(chunk, 0, nul));
+    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const cut = completeUpTo(buf);
+    if (!isUtf8(buf.subarray(0, cut))) this.invalid(buf.subarray(0, cut));
+    this.lines += countNewlines(buf, 0, cut);
+    this.carry = Buffer.from(buf.subarray(cut));
+    if (this.carry.length > 3) this.invalid(this.carry);
+  }
+
+  /** At the end of the input: the carried bytes must be a whole character. */
+  end(): void {
+    if (this.carry.length && !isUtf8(this.carry)) this.invalid(this.carry);
+  }
+
+  private invalid(buf: Buffer): never {
+    let line = this.lines + 1;
+    for (let start = 0; start <= buf.length; ) {
+      const nl = buf.indexOf(0x0a, start);
+      const stop = nl === -1 ? buf.length : nl;
+      if (!isUtf8(buf.subarray(start, stop)) || nl === -1) break;
+      line++;
+      start = nl + 1;
+    }
+    throw new CliError('not valid UTF-8 text', EXIT_USAGE, this.shown, line);
+  }
+}
+
+/**
+ * Length of the prefix of `buf` that holds whole characters only: everything, unless it
+ * ends inside a multi-byte sequence that the next chunk may complete. (Invalid bytes are
+ * left in the prefix, where the check finds them.)
+ */
+function completeUpTo(buf: Buffer): number {
+  let p = buf.length - 1;
+  while (p >= 0 && p >= buf.length - 3 && (buf[p]! & 0xc0) === 0x80) p--;
+  if (p < 0) return buf.length;
+  const lead = buf[p]!;
+  if (lead < 0xc0 || lead >= 0xf8) return buf.length;
+  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  return buf.length - p >= need ? buf.length : p;
+}
+
+function countNewlines(buf: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let i = buf.indexOf(0x0a, from); i !== -1 && i < to; i = buf.indexOf(0x0a, i + 1)) n++;
+  return n;
+}
+
+/**
+ * The chunks of a byte stream, checked as text (see {@link TextCheck}); a stream error
+ * (EACCES, EIO) is thrown as an {@link fsError} naming `shown`.
+ */
+export async function* checkedChunks(input: AsyncIterable<Buffer | string>, shown: string): AsyncGenerator<Buffer> {
+  const check = new TextCheck(shown);
+  const iter = input[Symbol.asyncIterator]();
   for (;;) {
     let next: IteratorResult<Buffer | string>;
     try {
@@ -136,7 +202,24 @@ export async function* readLines(input: NodeJS.ReadableStream, shown: string, ma
       throw isFsError(e) ? fsError(e, shown, 'read') : e;
     }
     if (next.done) break;
-    const chunk = typeof next.value === 'string' ? next.value : decoder.write(next.value);
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+    check.push(chunk);
+    yield chunk;
+  }
+  check.end();
+}
+
+/**
+ * The lines of a stream, one at a time (constant memory whatever the size: a line longer
+ * than `maxLine` is an error, not a buffer that grows), with `\r\n` treated as a line end
+ * and a leading byte-order mark dropped. The bytes must be text ({@link TextCheck}).
+ */
+export async function* readLines(input: NodeJS.ReadableStream | AsyncIterable<Buffer | string>, shown: string, maxLine = MAX_LINE): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: false });
+  let rest = '';
+  let lineNo = 0;
+  for await (const bytes of checkedChunks(input as AsyncIterable<Buffer | string>, shown)) {
+    const chunk = decoder.decode(bytes, { stream: true });
     let start = 0;
     for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
       let line = rest + chunk.slice(start, nl);
@@ -150,14 +233,112 @@ export async function* readLines(input: NodeJS.ReadableStream, shown: string, ma
     rest += chunk.slice(start);
     if (rest.length > maxLine) throw new CliError(`line longer than ${maxLine.toLocaleString('en-US')} characters`, EXIT_USAGE, shown, lineNo + 1);
   }
-  rest += decoder.end();
+  rest += decoder.decode();
   if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
 }
 
-/** A file opened for streaming reads, checked first (missing, a directory: one error naming it). */
-export function openInput(abs: string, shown: string): NodeJS.ReadableStream {
-  checkInputFile(abs, shown);
-  return createReadStream(abs);
+/** Open `abs` for reading without blocking (a FIFO with no writer would block `open` forever). */
+function openNonBlocking(abs: string, shown: string): { fd: number; fifo: boolean } {
+  let fd: number;
+  try {
+    fd = openSync(abs, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch (e) {
+    throw isFsError(e) ? fsError(e, shown, 'read') : e;
+  }
+  const st = fstatSync(fd);
+  if (st.isDirectory()) {
+    closeSync(fd);
+    throw new CliError('cannot read: EISDIR (is a directory)', EXIT_USAGE, shown);
+  }
+  return { fd, fifo: st.isFIFO() || st.isSocket() };
+}
+
+/** One read of a non-blocking fd: the bytes, 0 at the end, or null when a live pipe has none yet. */
+function readSome(fd: number, buf: Buffer, shown: string): number | null {
+  try {
+    return readSync(fd, buf, 0, buf.length, null);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return null;
+    throw isFsError(e) ? fsError(e, shown, 'read') : e;
+  }
+}
+
+/**
+ * A file opened for streaming reads: missing, a directory or unreadable is one error naming
+ * it, before anything is read. A FIFO (or `<(cmd)`) is read as the pipe it is; one that has
+ * no writer when it is opened is empty input, not a wait that never ends (Linux reports no
+ * end on a FIFO that never had a writer).
+ */
+export function openInput(abs: string, shown: string): AsyncIterable<Buffer> & { destroy(): void } {
+  const { fd, fifo } = openNonBlocking(abs, shown);
+  if (!fifo) return createReadStream('', { fd, highWaterMark: 1 << 16 }) as unknown as AsyncIterable<Buffer> & { destroy(): void };
+  const first = Buffer.alloc(1 << 16);
+  let n: number | null;
+  try {
+    n = readSome(fd, first, shown);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  if (n === 0) {
+    closeSync(fd);
+    return { async *[Symbol.asyncIterator]() {}, destroy() {} };
+  }
+  const sock = new Socket({ fd, readable: true, writable: false });
+  const head = n === null ? null : first.subarray(0, n);
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (head) yield head;
+      for await (const c of sock) yield c as Buffer;
+    },
+    destroy: () => sock.destroy(),
+  };
+}
+
+/**
+ * A whole text file read synchronously, bounded: more than `maxBytes` is an error naming
+ * `what` (a 1 GB line, /dev/zero or /dev/urandom cannot fill memory), the bytes must be
+ * text ({@link TextCheck}), and a leading byte-order mark is dropped.
+ */
+export function readTextFileSync(abs: string, shown: string, maxBytes: number, what: string): string {
+  const { fd } = openNonBlocking(abs, shown);
+  const check = new TextCheck(shown);
+  const parts: Buffer[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const buf = Buffer.alloc(1 << 16);
+      const n = readSome(fd, buf, shown);
+      if (n === null) {
+        // A live pipe with nothing yet: wait a little, as a blocking read would.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) throw new CliError(`larger than ${(maxBytes / 2 ** 20).toLocaleString('en-US')} MiB: too large for ${what}`, EXIT_USAGE, shown);
+      const chunk = buf.subarray(0, n);
+      check.push(chunk);
+      parts.push(chunk);
+    }
+    check.end();
+  } finally {
+    closeSync(fd);
+  }
+  const text = Buffer.concat(parts).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Write a whole file through a temporary renamed into place: a failure leaves neither a partial file nor a replaced one. */
+export function writeFileAtomic(abs: string, text: string): void {
+  const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, text, { flag: 'wx' });
+    renameSync(tmp, abs);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /**

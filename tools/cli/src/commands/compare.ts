@@ -1,8 +1,7 @@
 /** `compare`, the main job: every workload through every stack, the answer, one table and an HTML report. */
-import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, makeDirs, write } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, makeDirs, write, writeFileAtomic } from '../io.js';
 import { VERSION } from '../main.js';
 import { DATA_FORMAT, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
@@ -21,8 +20,9 @@ export function writeReport(dir: string, data: ReportData): { html: string; json
   try {
     makeDirs(dir);
     const page = renderReport(data);
-    writeFileSync(json, JSON.stringify(data, null, 1) + '\n');
-    writeFileSync(html, page);
+    // Each file whole or not at all (a full disk, a read-only directory).
+    writeFileAtomic(json, JSON.stringify(data, null, 1) + '\n');
+    writeFileAtomic(html, page);
   } catch (e) {
     throw new CliError(`cannot write the report: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_USAGE, dir);
   }

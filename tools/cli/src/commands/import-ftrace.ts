@@ -4,6 +4,7 @@ import { FORMATS, PROT_BY_NAME, Quirk, type FormatName, type ProtName } from '@i
 import { flag, intOpt, listOpt, oneOf, str, u64Opt, type Command } from '../command.js';
 import { DEFAULT_MAX_OPS_PER_EVENT, FtraceConverter } from '../ftrace.js';
 import { AtomicOutput, CliError, EXIT_OK, EXIT_USAGE, openInput, quote, readLines, requirePipedStdin, write, type Io } from '../io.js';
+import { toCliError } from '../main.js';
 
 /** Bytes of trace a --json answer on stdout may hold (it is one object, so it is built in memory). */
 const MAX_JSON_TRACE = 64 * 1024 * 1024;
@@ -13,8 +14,46 @@ interface Sink {
   write(text: string): Promise<void>;
 }
 
-function stdoutSink(io: Io): Sink {
-  return { write: (text) => write(io.stdout, text) };
+/** Bytes of converted lines held before stdout gets any: a capture that fails early prints nothing there. */
+const HOLD_BYTES = 1 << 20;
+
+/**
+ * stdout cannot be taken back once written, so: the first {@link HOLD_BYTES} are held (a
+ * short capture that fails leaves stdout empty); after that, lines go out in whole-line
+ * batches, and a failure ends them with one line that is not a trace line,
+ * `{"error":"import-ftrace failed: FILE:LINE: ..."}`, which `replay` rejects: a cut-off
+ * trace can never be mistaken for a whole one (and the exit status is 2).
+ */
+class StdoutSink implements Sink {
+  private held: string[] | null = [];
+  private heldBytes = 0;
+
+  constructor(private readonly io: Io) {}
+
+  async write(text: string): Promise<void> {
+    if (this.held !== null) {
+      this.held.push(text);
+      this.heldBytes += text.length;
+      if (this.heldBytes < HOLD_BYTES) return;
+      text = this.held.join('');
+      this.held = null;
+    }
+    await write(this.io.stdout, text);
+  }
+
+  async end(): Promise<void> {
+    if (this.held !== null) await write(this.io.stdout, this.held.join(''));
+    this.held = null;
+  }
+
+  /** After a failure: drop what is held, or end what was written with the error line. */
+  async fail(message: string): Promise<void> {
+    if (this.held !== null) {
+      this.held = null;
+      return;
+    }
+    await write(this.io.stdout, JSON.stringify({ error: `import-ftrace failed: ${message}` }) + '\n');
+  }
 }
 
 export const importFtraceCommand: Command = {
@@ -39,8 +78,11 @@ the tracers' raw/hex/binary output (trace-cmd report -R, trace.dat itself, optio
 and prot: the tracepoint does not record it, so every map uses --prot.
 
 With -o the trace is written to a temporary file and renamed into place only when the
-whole capture converted: a failed import leaves no output file. On stdout, lines are
-written as they are converted (a failure ends them early, with exit status 2).
+whole capture converted: a failed import leaves no output file. On stdout, the first MiB
+is held back (a capture that fails there prints nothing on stdout); after that, lines are
+written as they are converted, in whole lines, and a failure ends them with the line
+{"error":"import-ftrace failed: FILE:LINE: ..."} (which replay rejects), exit status 2.
+The input must be UTF-8 text without NUL bytes (anything else is an error naming the line).
 
 Capture on the device:
   echo 1 > /sys/kernel/tracing/events/iommu/map/enable
@@ -88,11 +130,11 @@ Capture on the device:
       maxOpsPerEvent: maxOps,
       onWarning: (w) => io.stderr.write(`${shown}:${w.line}: warning: ${w.message}\n`),
     });
-    let input: NodeJS.ReadableStream;
+    let input: AsyncIterable<Buffer | string> & { destroy?: () => void };
     if (file !== undefined) input = openInput(resolve(io.cwd, file), file);
     else {
       requirePipedStdin(io, 'a capture', 'import-ftrace');
-      input = io.stdin;
+      input = io.stdin as AsyncIterable<Buffer>;
     }
 
     // The trace goes to -o (atomic), to stdout as it is made, or (--json without -o) into
@@ -100,7 +142,8 @@ Capture on the device:
     const atomic = out !== undefined ? new AtomicOutput(resolve(io.cwd, out), out) : undefined;
     const jsonTrace: string[] | undefined = json && atomic === undefined ? [] : undefined;
     let jsonBytes = 0;
-    const sink: Sink = atomic ?? (jsonTrace ? { write: async () => undefined } : stdoutSink(io));
+    const stdout = atomic === undefined && !jsonTrace ? new StdoutSink(io) : undefined;
+    const sink: Sink = atomic ?? stdout ?? { write: async () => undefined };
     let batch = '';
     const emit = async (lines: string[]): Promise<void> => {
       for (const l of lines) {
@@ -127,9 +170,11 @@ Capture on the device:
       await emit(conv.end(lineNo));
       if (batch) await sink.write(batch);
       await atomic?.commit();
+      await stdout?.end();
     } catch (e) {
       atomic?.abort();
-      (input as { destroy?: () => void }).destroy?.();
+      input.destroy?.();
+      await stdout?.fail(toCliError(e).located());
       throw e;
     }
 

@@ -5,11 +5,11 @@
  * fails (bad input, an unreadable file, an internal error) gets its own error line and
  * the others still run; a summary line says what happened to each.
  */
-import { closeSync, createReadStream, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TraceError, compareResults, replayStream } from '@io-pgtable/core';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, makeDirs, paint, useColor, write, type Io } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, checkedChunks, makeDirs, openInput, paint, useColor, write, type Io } from '../io.js';
 
 const TRACE_SUFFIX = '.trace.jsonl';
 /** Output held back before streaming to stdout, so a short trace with a bad line prints only the bad-trace line. */
@@ -232,11 +232,17 @@ interface FileResult {
 /** An input read error (the file, not the trace, is the problem). */
 class ReadError extends Error {}
 
-async function* readChunks(path: string): AsyncGenerator<Buffer> {
+/**
+ * A trace's bytes, checked as text on the way to the parser (io.ts: a FIFO without a writer
+ * is empty, not a hang). A file-system error is a {@link ReadError}; bytes that are not
+ * text are a TraceError at their line, the format's answer to any malformed trace.
+ */
+async function* readChunks(input: string | AsyncIterable<Buffer | string>, file: string): AsyncGenerator<Buffer> {
   try {
-    for await (const c of createReadStream(path, { highWaterMark: 1 << 16 })) yield c as Buffer;
+    yield* checkedChunks(typeof input === 'string' ? openInput(input, file) : input, file);
   } catch (e) {
-    throw new ReadError(`cannot read: ${code(e)}`);
+    if (e instanceof CliError && e.line !== undefined) throw new TraceError(e.line, e.message, file);
+    throw new ReadError(e instanceof CliError ? e.message : `cannot read: ${code(e)}`);
   }
 }
 
@@ -284,7 +290,7 @@ async function replayOne(arg: TraceArg, io: Io, outDir: string | undefined, chec
       }
     }
     if (tmpAbs !== undefined) fd = openSync(tmpAbs, 'w');
-    for await (const chunk of replayStream(readChunks(resolve(io.cwd, file)), { file })) {
+    for await (const chunk of replayStream(readChunks(resolve(io.cwd, file), file), { file })) {
       if (fd !== null) writeSync(fd, chunk);
       checker?.feed(chunk);
       for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', i + 1)) lines++;
@@ -401,14 +407,14 @@ Examples:
     if (args.positionals.length === 0) {
       if (check || outDir !== undefined) throw new CliError('--check and --out-dir need trace files (stdin takes one trace)', EXIT_USAGE);
       if (io.stdin === process.stdin && process.stdin.isTTY) throw new CliError('reading a trace from the terminal: pipe one in, or pass FILE (see --help)', EXIT_USAGE);
-      return replayToStdout(io.stdin as AsyncIterable<Buffer>, '<stdin>', io);
+      return replayToStdout(readChunks(io.stdin as AsyncIterable<Buffer>, '<stdin>'), '<stdin>', io);
     }
     const traces = resolveTraceArgs(args.positionals, io.cwd);
     if (!check && outDir === undefined) {
       if (traces.length !== 1) throw new CliError('several traces need --out-dir DIR or --check', EXIT_USAGE);
       const t = traces[0]!;
       if (t.error !== undefined) throw new CliError(t.error, EXIT_USAGE, t.file);
-      return replayToStdout(readChunks(resolve(io.cwd, t.file)), t.file, io);
+      return replayToStdout(readChunks(resolve(io.cwd, t.file), t.file), t.file, io);
     }
     if (outDir !== undefined) prepareOutDir(outDir, io.cwd);
 

@@ -1,8 +1,7 @@
 /** `report`: render index.html from a data.json, or merge the data.json files of shards into one report. */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_OK, EXIT_USAGE, makeDirs, write, type Io } from '../io.js';
+import { CliError, EXIT_OK, EXIT_USAGE, makeDirs, readTextFileSync, write, writeFileAtomic, type Io } from '../io.js';
 import { mergeShards, validateData, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
 import { GOALS, recommendationText } from '../sim/recommend.js';
@@ -11,7 +10,7 @@ import { writeReport } from './compare.js';
 import { findRepoRoot } from './repo-root.js';
 
 /** data.json files are small; anything this large is not one (and is not read whole). */
-const MAX_DATA_BYTES = 256 * 1024 * 1024;
+const MAX_DATA_BYTES = 64 * 1024 * 1024;
 
 /**
  * Line of the first JSON syntax error. Node 20 does not always give a position, so find
@@ -46,14 +45,12 @@ export function readData(file: string, io: Io): ReportData {
   const abs = resolve(io.cwd, file);
   let text: string;
   try {
-    const st = statSync(abs);
-    if (st.isDirectory()) throw new CliError('is a directory, not a data.json file', EXIT_USAGE, file);
-    if (st.size > MAX_DATA_BYTES) throw new CliError(`larger than ${MAX_DATA_BYTES / 1024 / 1024} MiB: not a compare data file`, EXIT_USAGE, file);
-    text = readFileSync(abs, 'utf8');
+    text = readTextFileSync(abs, file, MAX_DATA_BYTES, 'a compare data file');
   } catch (e) {
-    if (e instanceof CliError) throw e;
-    throw new CliError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (run 'io-pgtable compare' first)`, EXIT_USAGE, file);
+    if (!(e instanceof CliError) || !/^cannot read: ENOENT/.test(e.message)) throw e;
+    throw new CliError(`${e.message} (run 'io-pgtable compare' first)`, EXIT_USAGE, file);
   }
+  if (text.trim() === '') throw new CliError('empty file: not a compare data file', EXIT_USAGE, file);
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -101,7 +98,7 @@ Examples:
     try {
       const page = renderReport(data);
       makeDirs(dirname(out));
-      writeFileSync(out, page);
+      writeFileAtomic(out, page);
     } catch (e) {
       throw new CliError(`cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_USAGE, str(p, 'out') ?? out);
     }

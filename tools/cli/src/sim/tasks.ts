@@ -44,7 +44,7 @@ export function buildWorkload(ref: WorkloadRef): Workload {
     } catch (e) {
       // A malformed capture: name the file and line, as replay and import-ftrace do.
       const err = e as { name?: string; line?: number; detail?: string; code?: string };
-      if ((err.name === 'TraceError' || err.name === 'FtraceError') && err.line !== undefined) throw new CliError(err.detail ?? String(e), EXIT_USAGE, ref.file, err.line);
+      if ((err.name === 'TraceError' || err.name === 'FtraceError') && err.line !== undefined) throw new CliError(err.detail ?? String(e), EXIT_USAGE, ref.file, err.line > 0 ? err.line : undefined);
       if (err.code !== undefined) throw new CliError(`cannot read: ${err.code}`, EXIT_USAGE, ref.file);
       throw e;
     }

@@ -3,7 +3,7 @@
  * Each range is what a driver hands to iommu_map/iommu_unmap (or the io-pgtable
  * equivalent); the simulator splits it into map_pages/unmap_pages calls.
  */
-import { readFileSync } from 'node:fs';
+import { CliError, EXIT_USAGE, readTextFileSync } from '../io.js';
 import { mulberry32, parseTrace } from '@io-pgtable/core';
 import { importFtrace } from '../ftrace.js';
 
@@ -297,6 +297,14 @@ export function jobsFromTrace(text: string, file: string): { pgtable: PgtableSpe
   };
   for (const op of t.ops) {
     if (op.op !== 'map' && op.op !== 'unmap') continue;
+    // The simulator's addresses are numbers: a legal u64 it cannot hold exactly is refused
+    // (rounded, it would map somewhere else and report costs of a different workload).
+    const end = op.iova + op.pgsize * op.pgcount;
+    const pa = op.op === 'map' ? op.paddr : 0n;
+    if (end > MAX_SIM_ADDR || pa + op.pgsize * op.pgcount > MAX_SIM_ADDR) {
+      const what = end > MAX_SIM_ADDR ? `iova 0x${op.iova.toString(16)}` : `paddr 0x${pa.toString(16)}`;
+      throw new CliError(`${op.op}: ${what} + size 0x${(op.pgsize * op.pgcount).toString(16)} reaches 2^53 or above: the simulator holds addresses as numbers (replay runs any u64 trace)`, EXIT_USAGE, file, op.line);
+    }
     const iova = Number(op.iova);
     const size = Number(op.pgsize * op.pgcount);
     const paddr = op.op === 'map' ? Number(op.paddr) : 0;
@@ -319,8 +327,18 @@ const DEFAULT_IMPORT = { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000n, ia
  * A user's capture as a workload: our `.trace.jsonl` (starts with its JSON header) or
  * ftrace text, imported on the fly as `io-pgtable import-ftrace` would.
  */
+/** Largest address + size the simulator holds exactly. */
+const MAX_SIM_ADDR = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A capture is read whole (its jobs are built in memory): bounded, so /dev/zero or a 1 GB line cannot fill memory. */
+export const MAX_CAPTURE_BYTES = 128 * 1024 * 1024;
+
+function readCapture(file: string): string {
+  return readTextFileSync(file, file, MAX_CAPTURE_BYTES, 'a --trace capture (simulate, bench and compare hold it in memory; replay and import-ftrace stream any size)');
+}
+
 export function traceWorkload(file: string, name: string, needs: WorkloadNeed[] = []): Workload {
-  let text = readFileSync(file, 'utf8');
+  let text = readCapture(file);
   if (!text.trimStart().startsWith('{')) text = importFtrace(text, { ...DEFAULT_IMPORT, file }).lines.join('\n');
   const { pgtable, jobs } = jobsFromTrace(text, file);
   return { name, description: `capture ${file}`, needs, seed: 0, pgtable, contexts: 1, jobs };
@@ -334,7 +352,7 @@ const traceReplay: WorkloadDef = {
     let text: string;
     let file: string;
     if (traceFile !== undefined) {
-      text = readFileSync(traceFile, 'utf8');
+      text = readCapture(traceFile);
       file = traceFile;
       // Our own trace format starts with a JSON header; anything else is ftrace text.
       if (!text.trimStart().startsWith('{')) text = importFtrace(text, { ...DEFAULT_IMPORT, file }).lines.join('\n');
