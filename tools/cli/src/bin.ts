@@ -1,4 +1,5 @@
 import { isMainThread } from 'node:worker_threads';
+import { fsError } from './io.js';
 import { main, toCliError } from './main.js';
 
 // Only the main thread runs the CLI (the worker pool's threads load the package entry).
@@ -6,7 +7,8 @@ if (isMainThread) {
   // A reader that stops early (`| head`) is not an error of ours.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
+    // ENOSPC (> /dev/full), EIO: name the stream, which has no path of its own.
+    throw fsError(e, '<stdout>', 'write');
   });
 
   // Set the status instead of calling process.exit so that piped stdout is flushed first.

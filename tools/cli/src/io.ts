@@ -134,8 +134,14 @@ export class TextCheck {
   private carry: Buffer = Buffer.alloc(0);
   /** Lines ended before the bytes checked so far. */
   private lines = 0;
+  /** Bytes of the line not ended yet. */
+  private current = 0;
 
-  constructor(private readonly shown: string) {}
+  /** `maxLine`: longest line in bytes (a line without an end must not be read whole). */
+  constructor(
+    private readonly shown: string,
+    private readonly maxLine = Infinity,
+  ) {}
 
   push(chunk: Buffer): void {
     const nul = chunk.indexOf(0);
@@ -143,9 +149,26 @@ export class TextCheck {
     const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const cut = completeUpTo(buf);
     if (!isUtf8(buf.subarray(0, cut))) this.invalid(buf.subarray(0, cut));
-    this.lines += countNewlines(buf, 0, cut);
+    this.advance(buf, cut);
     this.carry = Buffer.from(buf.subarray(cut));
     if (this.carry.length > 3) this.invalid(this.carry);
+  }
+
+  /** Count the lines ended in `buf[0, to)`, checking each one's length. */
+  private advance(buf: Buffer, to: number): void {
+    let start = 0;
+    for (let i = buf.indexOf(0x0a); i !== -1 && i < to; i = buf.indexOf(0x0a, i + 1)) {
+      if (this.current + (i - start) > this.maxLine) this.tooLong();
+      this.lines++;
+      this.current = 0;
+      start = i + 1;
+    }
+    this.current += to - start;
+    if (this.current > this.maxLine) this.tooLong();
+  }
+
+  private tooLong(): never {
+    throw new CliError(`line longer than ${this.maxLine.toLocaleString('en-US')} bytes`, EXIT_USAGE, this.shown, this.lines + 1);
   }
 
   /** At the end of the input: the carried bytes must be a whole character. */
@@ -296,13 +319,13 @@ export function openInput(abs: string, shown: string): AsyncIterable<Buffer> & {
 }
 
 /**
- * A whole text file read synchronously, bounded: more than `maxBytes` is an error naming
- * `what` (a 1 GB line, /dev/zero or /dev/urandom cannot fill memory), the bytes must be
+ * A whole text file read synchronously, bounded: more than `maxBytes`, or a line longer than
+ * `maxLine`, is an error naming `what` (/dev/zero or a 1 GB line cannot fill memory), the bytes must be
  * text ({@link TextCheck}), and a leading byte-order mark is dropped.
  */
-export function readTextFileSync(abs: string, shown: string, maxBytes: number, what: string): string {
+export function readTextFileSync(abs: string, shown: string, maxBytes: number, what: string, maxLine = Infinity): string {
   const { fd } = openNonBlocking(abs, shown);
-  const check = new TextCheck(shown);
+  const check = new TextCheck(shown, maxLine);
   const parts: Buffer[] = [];
   let total = 0;
   try {
@@ -450,7 +473,11 @@ export function jsonTooDeep(text: string, maxDepth = 256): number {
 export function parseJsonBounded(text: string, file: string, maxDepth = 256): unknown {
   const deep = jsonTooDeep(text, maxDepth);
   if (deep) throw new CliError(`JSON nested deeper than ${maxDepth} levels`, EXIT_USAGE, file, deep);
-  return JSON.parse(text);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CliError(`not valid JSON (${(e as Error).message.split('\n')[0]!.slice(0, 200)})`, EXIT_USAGE, file);
+  }
 }
 
 export interface Io {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { TraceError, parseTrace, replayTrace } from '@io-pgtable/core';
@@ -83,7 +83,19 @@ describe('bad-input catalogue', () => {
   });
 
   const root = mkdtempSync(join(tmpdir(), 'iopgt-cat-'));
-  const runs = new Map<string, { status: number | null; stderr: string; stdout: string }>();
+  interface Run {
+    status: number | null;
+    stderr: string;
+    stdout: string;
+    timedOut: boolean;
+    /** Peak RSS of the CLI, MiB (only when the case bounds it). */
+    rssMiB: number | null;
+    /** Paths of `absent` that exist after the run. */
+    present: string[];
+  }
+  const runs = new Map<string, Run>();
+  // Writes the child's peak RSS (getrusage, KiB) to the file named by IOPGT_CAT_RSS at exit.
+  const RSS_HOOK = 'data:text/javascript,import{writeFileSync}from"node:fs";process.on("exit",()=>writeFileSync(process.env.IOPGT_CAT_RSS,String(process.resourceUsage().maxRSS)))';
   const runOne = (c: CliCase, i: number) =>
     new Promise<void>((done) => {
       const tmp = join(root, String(i));
@@ -94,16 +106,57 @@ describe('bad-input catalogue', () => {
       }
       for (const d of c.dirs ?? []) mkdirSync(join(tmp, d), { recursive: true });
       c.setup?.(tmp);
-      const args = c.args.map((a) => a.split('{tmp}').join(tmp));
-      const child = spawn(process.execPath, [CLI, ...args], { cwd: tmp, env: { ...process.env, NO_COLOR: '1', CI: '1' } });
+      const sub = (a: string) => a.split('{tmp}').join(tmp);
+      const args = c.args.map(sub);
+      const rssFile = join(tmp, '.maxrss');
+      const out = c.stdoutTo !== undefined ? openSync(sub(c.stdoutTo), 'w') : 'pipe';
+      const child = spawn(process.execPath, [...(c.maxRssMiB !== undefined ? ['--import', RSS_HOOK] : []), CLI, ...args], {
+        cwd: tmp,
+        env: { ...process.env, NO_COLOR: '1', CI: '1', IOPGT_CAT_RSS: rssFile },
+        stdio: ['pipe', out, 'pipe'],
+      });
+      if (typeof out === 'number') closeSync(out);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, c.timeoutMs ?? 60_000);
       let stderr = '';
       let stdout = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      let seen = 0;
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        seen += d.length;
+        if (c.closeStdoutAfter !== undefined && seen >= c.closeStdoutAfter) child.stdout!.destroy();
+      });
       child.stdin.on('error', () => {});
-      child.stdin.end(c.stdin ?? '');
+      if (c.stdinFill) {
+        const piece = Buffer.from(c.stdinFill.fill.repeat(Math.ceil(65536 / c.stdinFill.fill.length)).slice(0, 65536));
+        let left = c.stdinFill.bytes;
+        let open = true;
+        child.stdin.on('close', () => (open = false));
+        const pump = (): void => {
+          while (open && left > 0) {
+            const n = Math.min(left, piece.length);
+            left -= n;
+            if (!child.stdin.write(n === piece.length ? piece : piece.subarray(0, n))) return void child.stdin.once('drain', pump);
+          }
+          if (open) child.stdin.end();
+        };
+        pump();
+      } else child.stdin.end(c.stdin ?? '');
       child.on('close', (status) => {
-        runs.set(c.id, { status, stderr: stderr.split(tmp).join('{tmp}'), stdout: stdout.split(tmp).join('{tmp}') });
+        clearTimeout(timer);
+        const rssKiB = c.maxRssMiB !== undefined && existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : null;
+        runs.set(c.id, {
+          status,
+          stderr: stderr.split(tmp).join('{tmp}'),
+          stdout: stdout.split(tmp).join('{tmp}'),
+          timedOut,
+          rssMiB: rssKiB === null ? null : rssKiB / 1024,
+          present: (c.absent ?? []).filter((p) => existsSync(sub(p))),
+        });
         done();
       });
     });
@@ -119,9 +172,20 @@ describe('bad-input catalogue', () => {
   }, 600_000);
   it.each(CLI_CASES.map((c) => [c.id, c] as const))('%s: exit status and message', (_id, c) => {
     const r = runs.get(c.id)!;
+    expect(r.timedOut, 'the run must end on its own (no hang)').toBe(false);
     expect(r.status, r.stderr).toBe(c.exit);
     expect(r.stderr).toMatch(c.match);
     if (c.stdout) expect(r.stdout).toMatch(c.stdout);
-    if (c.exit === 2) expect(r.stderr, 'bad input gets a message, not a stack trace').not.toMatch(/^\s+at .+[(:]\d+/m);
+    // Whatever the status: a message, never a stack trace.
+    expect(r.stderr, 'a message, not a stack trace').not.toMatch(/^\s+at .+[(:]\d+/m);
+    expect(r.present, 'no output file may claim success').toEqual([]);
+  });
+  const linesOf = (c: CliCase): number | undefined => c.stderrLines ?? (c.exit === 2 ? 1 : undefined);
+  it.each(CLI_CASES.filter((c) => linesOf(c) !== undefined).map((c) => [c.id, c] as const))('%s: one message per problem on stderr', (_id, c) => {
+    const r = runs.get(c.id)!;
+    expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(linesOf(c)!);
+  });
+  it.each(CLI_CASES.filter((c) => c.maxRssMiB !== undefined).map((c) => [c.id, c] as const))('%s: peak RSS bounded', (_id, c) => {
+    expect(runs.get(c.id)!.rssMiB).toBeLessThan(c.maxRssMiB!);
   });
 });

@@ -14,7 +14,7 @@ function parseSize(v: string, what: string): number {
   if (!m) throw new CliError(`${what}: ${quote(v)} is not a size (e.g. 0x200000, 2M, 4096)`, EXIT_USAGE);
   const unit = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
   const n = Number(BigInt(m[1]!)) * unit;
-  if (!Number.isSafeInteger(n)) throw new CliError(`${what}: ${quote(v)} is too large`, EXIT_USAGE);
+  if (!Number.isSafeInteger(n)) throw new CliError(`${what}: ${quote(v)} is too large: worst-case counts addresses and sizes below 2^53`, EXIT_USAGE);
   return n;
 }
 

@@ -35,7 +35,14 @@ export interface ReportData extends MatrixResult {
 
 const str: Schema = { t: 'string' };
 const num: Schema = { t: 'number' };
-const count: Schema = { t: 'number', min: 0, max: 2 ** 53, int: false };
+/**
+ * A measured amount (ns/op may be fractional). At most 2^53-1: JSON.parse rounds a larger
+ * value to a different number, so it cannot be what compare wrote.
+ */
+const count: Schema = { t: 'number', min: 0, max: Number.MAX_SAFE_INTEGER, int: false };
+/** A count of things or events: an integer below 2^53. */
+const intCount: Schema = { t: 'number', min: 0, max: Number.MAX_SAFE_INTEGER, int: true };
+const seedSchema: Schema = { t: 'number', min: 0, max: Number.MAX_SAFE_INTEGER, int: true };
 const nullableNum: Schema = { t: 'anyOf', of: [num, { t: 'null' }] };
 const series: Schema = { t: 'array', of: count, max: 100_000 };
 const name: Schema = { t: 'string', max: 256 };
@@ -45,30 +52,30 @@ const resultSchema: Schema = {
   props: {
     workload: name,
     stack: name,
-    seed: num,
-    jobs: count,
-    rangeOps: count,
-    pgtableCalls: count,
-    tablesAllocated: count,
-    backingCalls: count,
-    pageAllocCalls: count,
-    pageFreeCalls: count,
-    peakPages: count,
-    peakLivePages: count,
+    seed: seedSchema,
+    jobs: intCount,
+    rangeOps: intCount,
+    pgtableCalls: intCount,
+    tablesAllocated: intCount,
+    backingCalls: intCount,
+    pageAllocCalls: intCount,
+    pageFreeCalls: intCount,
+    peakPages: intCount,
+    peakLivePages: intCount,
     overProvisioning: num,
     poolHitRate: nullableNum,
-    secureCalls: count,
+    secureCalls: intCount,
     secureNs: count,
-    mapFailures: count,
+    mapFailures: intCount,
     reservedTables: nullableNum,
     usedTables: nullableNum,
-    refusedJobs: count,
-    runPhaseAllocs: count,
+    refusedJobs: intCount,
+    runPhaseAllocs: intCount,
     nsPerOp: count,
     nsPerOpMin: count,
     nsPerOpMax: count,
     nsPerOpRuns: { t: 'number', min: 1, max: 1000, int: true },
-    leakedPages: count,
+    leakedPages: intCount,
     pagesOverTime: series,
     backingOverTime: series,
     secureOverTime: series,
@@ -98,7 +105,7 @@ export const DATA_SCHEMA: Schema = {
     config: {
       t: 'object',
       props: {
-        seed: num,
+        seed: seedSchema,
         scale: num,
         traces: { t: 'array', of: str, max: 10_000 },
         goal: { t: 'enum', values: GOALS },

@@ -49,7 +49,8 @@ export function check(v: unknown, s: Schema, path = '$'): string | null {
       return null;
     case 'number':
       if (typeof v !== 'number' || !Number.isFinite(v)) return `${path}: expected ${describe(s)}, got ${kind(v)}`;
-      if (s.int && !Number.isSafeInteger(v)) return `${path}: expected an integer`;
+      if (s.int && !Number.isInteger(v)) return `${path}: expected an integer`;
+      if (Math.abs(v) > Number.MAX_SAFE_INTEGER) return `${path}: at or above 2^53, which a JSON number cannot hold exactly`;
       if (s.min !== undefined && v < s.min) return `${path}: below ${s.min}`;
       if (s.max !== undefined && v > s.max) return `${path}: above ${s.max}`;
       return null;

@@ -9,12 +9,15 @@
  *   - a decorator factory `withX(inner, opts?)` returning a TableAllocator: the stack is that
  *     decorator over the system allocator, one instance shared by every context.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TableAllocator } from '@io-pgtable/allocator-api';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
-import { CliError, EXIT_USAGE } from '../io.js';
+import { CliError, EXIT_USAGE, parseJsonBounded, readTextFileSync } from '../io.js';
+
+/** A package.json larger than this is not one. */
+const MAX_PACKAGE_JSON = 4 * 1024 * 1024;
 import { STACKS, findStack, type StackDef, type StackEnv, type StackInstance } from './stacks.js';
 
 /** The package that adapts a C allocator compiled to WebAssembly. */
@@ -38,16 +41,25 @@ function findPackageDir(name: string, from: string): string | undefined {
 
 /** The ESM-preferred entry of a package's `exports["."]` (or `main`, or index.js). */
 function packageEntry(dir: string): string {
-  const pj = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string; module?: string };
+  // A package.json is a config file like any other input: bounded, nesting bounded, and each
+  // field used checked for its type (a hostile one must be a usage error, not a crash).
+  const file = join(dir, 'package.json');
+  const parsed = parseJsonBounded(readTextFileSync(file, file, MAX_PACKAGE_JSON, 'a package.json'), file);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CliError('not a package.json: expected an object', EXIT_USAGE, file);
+  const pj = parsed as { exports?: unknown; main?: unknown; module?: unknown };
+  for (const k of ['main', 'module'] as const) {
+    if (Object.hasOwn(pj, k) && typeof pj[k] !== 'string') throw new CliError(`package.json "${k}" is not a string`, EXIT_USAGE, file);
+  }
   const pick = (e: unknown): string | undefined => {
     if (typeof e === 'string') return e;
     if (e === null || typeof e !== 'object' || Array.isArray(e)) return undefined;
     const o = e as Record<string, unknown>;
-    if ('.' in o) return pick(o['.']);
+    if (Object.hasOwn(o, '.')) return pick(o['.']);
     for (const c of ['import', 'node', 'default', 'require']) if (Object.hasOwn(o, c)) return pick(o[c]);
     return undefined;
   };
-  const rel = pick(pj.exports) ?? pj.module ?? pj.main ?? 'index.js';
+  const own = (k: 'exports' | 'main' | 'module'): unknown => (Object.hasOwn(pj, k) ? pj[k] : undefined);
+  const rel = pick(own('exports')) ?? (own('module') as string | undefined) ?? (own('main') as string | undefined) ?? 'index.js';
   return join(dir, rel);
 }
 

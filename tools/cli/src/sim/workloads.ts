@@ -332,9 +332,11 @@ const MAX_SIM_ADDR = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A capture is read whole (its jobs are built in memory): bounded, so /dev/zero or a 1 GB line cannot fill memory. */
 export const MAX_CAPTURE_BYTES = 128 * 1024 * 1024;
+/** Trace and tracefs lines are a few hundred bytes; the trace format's own limit is 1 MiB. */
+const MAX_CAPTURE_LINE = 1 << 20;
 
 function readCapture(file: string): string {
-  return readTextFileSync(file, file, MAX_CAPTURE_BYTES, 'a --trace capture (simulate, bench and compare hold it in memory; replay and import-ftrace stream any size)');
+  return readTextFileSync(file, file, MAX_CAPTURE_BYTES, 'a --trace capture (simulate, bench and compare hold it in memory; replay and import-ftrace stream any size)', MAX_CAPTURE_LINE);
 }
 
 export function traceWorkload(file: string, name: string, needs: WorkloadNeed[] = []): Workload {

@@ -27,6 +27,11 @@ export const CLASSES = {
   'leak-after-fault': 'a fault that must not leak pages',
   'write-protection': 'a host write to memory assigned away from the host',
   'rerun-command': 'a printed re-run command that must reproduce as printed',
+  usage: 'an unknown option, a missing option value, an option given twice; --help with anything',
+  'text-encoding': 'CRLF line ends, a byte-order mark (both accepted), NUL bytes, invalid UTF-8',
+  'empty-input': 'an empty file or an empty stdin',
+  'partial-failure': 'a failure in the 2nd of several inputs (the rest still run; a summary says what happened to each)',
+  'stdout-closed': 'stdout closed early (EPIPE, `| head -1`) or full (/dev/full)',
 } as const;
 export type IssueClass = keyof typeof CLASSES;
 
@@ -99,6 +104,23 @@ export interface CliCase extends Common {
   match: RegExp;
   /** What stdout must match (e.g. /^$/: nothing claiming success). */
   stdout?: RegExp;
+  /**
+   * Lines stderr must have. Default: exactly 1 when `exit` is 2 (one message naming the
+   * problem); unchecked otherwise.
+   */
+  stderrLines?: number;
+  /** Paths (under `{tmp}` or absolute) that must not exist afterwards: no output claims success. */
+  absent?: string[];
+  /** Stdin as `bytes` bytes of `fill` repeated (e.g. a 1 GB line), written with backpressure until the CLI stops reading. */
+  stdinFill?: { fill: string; bytes: number };
+  /** Where the CLI's stdout goes instead of a pipe (e.g. /dev/full). */
+  stdoutTo?: string;
+  /** Close the read end of stdout after this many bytes (`| head -c N`). */
+  closeStdoutAfter?: number;
+  /** Peak RSS the CLI may reach, MiB (getrusage, read at its exit). */
+  maxRssMiB?: number;
+  /** Wall time the run may take, ms (default 60 s): a hang fails the case. */
+  timeoutMs?: number;
 }
 
 /**
