@@ -92,7 +92,15 @@ const FS_REASONS: Readonly<Record<string, string>> = Object.freeze({
   EMFILE: 'too many open files',
   ENAMETOOLONG: 'name too long',
   ELOOP: 'too many symbolic links',
+  EIO: 'input/output error',
+  ENXIO: 'a socket or device that cannot be opened',
+  EAGAIN: 'no data ready on a non-blocking input',
 });
+
+/** `CODE (why)` for an errno code, e.g. `EEXIST (exists and is not a directory)`. */
+export function describeFsCode(code: string): string {
+  return Object.hasOwn(FS_REASONS, code) ? `${code} (${FS_REASONS[code]})` : code;
+}
 
 /** A Node file-system error (it carries an errno code and, usually, the path). */
 export function isFsError(e: unknown): e is NodeJS.ErrnoException {
@@ -260,8 +268,13 @@ export async function* readLines(input: NodeJS.ReadableStream | AsyncIterable<Bu
   if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
 }
 
+const STDIN_PATH = '/dev/stdin';
+
 /** Open `abs` for reading without blocking (a FIFO with no writer would block `open` forever). */
 function openNonBlocking(abs: string, shown: string): { fd: number; fifo: boolean } {
+  // stdin by name is fd 0 itself: reopening it through /proc fails for a socket (ENXIO),
+  // which is what a parent process's pipe often is.
+  if (abs === STDIN_PATH) return { fd: 0, fifo: true };
   let fd: number;
   try {
     fd = openSync(abs, fsc.O_RDONLY | fsc.O_NONBLOCK);
@@ -293,6 +306,7 @@ function readSome(fd: number, buf: Buffer, shown: string): number | null {
  * end on a FIFO that never had a writer).
  */
 export function openInput(abs: string, shown: string): AsyncIterable<Buffer> & { destroy(): void } {
+  if (abs === STDIN_PATH) return process.stdin as unknown as AsyncIterable<Buffer> & { destroy(): void };
   const { fd, fifo } = openNonBlocking(abs, shown);
   if (!fifo) return createReadStream('', { fd, highWaterMark: 1 << 16 }) as unknown as AsyncIterable<Buffer> & { destroy(): void };
   const first = Buffer.alloc(1 << 16);
@@ -346,7 +360,7 @@ export function readTextFileSync(abs: string, shown: string, maxBytes: number, w
     }
     check.end();
   } finally {
-    closeSync(fd);
+    if (fd !== 0) closeSync(fd);
   }
   const text = Buffer.concat(parts).toString('utf8');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;

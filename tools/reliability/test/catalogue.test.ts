@@ -5,10 +5,12 @@ import { dirname, join, resolve } from 'node:path';
 import { TraceError, parseTrace, replayTrace } from '@io-pgtable/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ALL_CASES, makeFixture, snapshot, type ApiCase, type CheckCase, type CliCase, type TraceCase } from '../src/catalogue/index.js';
+import { CLI_CLASSES, CLI_COMMANDS, NOT_APPLICABLE } from '../src/catalogue/cli-hostile.js';
 import { findDoc } from '../src/catalogue/doc-path.js';
 import { renderCatalogue, replaceSection } from '../src/catalogue/render.js';
 
-const CLI = resolve(__dirname, '../../cli/dist/bin.js');
+/** The built CLI; IOPGT_CLI runs the catalogue against another build (e.g. one from before a fix). */
+const CLI = process.env.IOPGT_CLI ?? resolve(__dirname, '../../cli/dist/bin.js');
 const API_CASES = ALL_CASES.filter((c): c is ApiCase => c.surface === 'api');
 const TRACE_CASES = ALL_CASES.filter((c): c is TraceCase => c.surface === 'trace');
 const CLI_CASES = ALL_CASES.filter((c): c is CliCase => c.surface === 'cli');
@@ -23,6 +25,18 @@ describe('bad-input catalogue', () => {
     expect(ALL_CASES.length).toBeGreaterThanOrEqual(40);
     expect(API_CASES.length).toBeGreaterThanOrEqual(20);
     expect(TRACE_CASES.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('every CLI command has a case of every hostile-input class (or a reason why none can exist)', () => {
+    const missing: string[] = [];
+    for (const cmd of CLI_COMMANDS) {
+      for (const cls of CLI_CLASSES) {
+        const has = CLI_CASES.some((c) => c.args[0] === cmd && (c.category ?? 'bad-value') === cls);
+        const exempt = NOT_APPLICABLE[cmd]?.[cls] !== undefined;
+        if (has === exempt) missing.push(`${cmd} x ${cls}: ${has ? 'has a case but is listed as not applicable' : 'no case'}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('docs/reliability.md holds the table rendered from the whole catalogue (npm run catalogue -- --write)', () => {
@@ -121,31 +135,32 @@ describe('bad-input catalogue', () => {
         timedOut = true;
         child.kill('SIGKILL');
       }, c.timeoutMs ?? 60_000);
+      const stdin = child.stdin!;
       let stderr = '';
       let stdout = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       let seen = 0;
       child.stdout?.on('data', (d: Buffer) => {
         stdout += d.toString();
         seen += d.length;
         if (c.closeStdoutAfter !== undefined && seen >= c.closeStdoutAfter) child.stdout!.destroy();
       });
-      child.stdin.on('error', () => {});
+      stdin.on('error', () => {});
       if (c.stdinFill) {
         const piece = Buffer.from(c.stdinFill.fill.repeat(Math.ceil(65536 / c.stdinFill.fill.length)).slice(0, 65536));
         let left = c.stdinFill.bytes;
         let open = true;
-        child.stdin.on('close', () => (open = false));
+        stdin.on('close', () => (open = false));
         const pump = (): void => {
           while (open && left > 0) {
             const n = Math.min(left, piece.length);
             left -= n;
-            if (!child.stdin.write(n === piece.length ? piece : piece.subarray(0, n))) return void child.stdin.once('drain', pump);
+            if (!stdin.write(n === piece.length ? piece : piece.subarray(0, n))) return void stdin.once('drain', pump);
           }
-          if (open) child.stdin.end();
+          if (open) stdin.end();
         };
         pump();
-      } else child.stdin.end(c.stdin ?? '');
+      } else stdin.end(c.stdin ?? '');
       child.on('close', (status) => {
         clearTimeout(timer);
         const rssKiB = c.maxRssMiB !== undefined && existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : null;

@@ -1,7 +1,7 @@
 /** `compare`, the main job: every workload through every stack, the answer, one table and an HTML report. */
 import { join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, makeDirs, write, writeFileAtomic } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, describeFsCode, makeDirs, write, writeFileAtomic } from '../io.js';
 import { VERSION } from '../main.js';
 import { DATA_FORMAT, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
@@ -24,7 +24,8 @@ export function writeReport(dir: string, data: ReportData): { html: string; json
     writeFileAtomic(json, JSON.stringify(data, null, 1) + '\n');
     writeFileAtomic(html, page);
   } catch (e) {
-    throw new CliError(`cannot write the report: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_USAGE, dir);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot write the report: ${code !== undefined ? describeFsCode(code) : (e as Error).message}`, EXIT_USAGE, dir);
   }
   return { html, json };
 }

@@ -1,7 +1,7 @@
 /** `report`: render index.html from a data.json, or merge the data.json files of shards into one report. */
 import { dirname, join, resolve } from 'node:path';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_OK, EXIT_USAGE, makeDirs, readTextFileSync, write, writeFileAtomic, type Io } from '../io.js';
+import { CliError, EXIT_OK, EXIT_USAGE, describeFsCode, makeDirs, readTextFileSync, write, writeFileAtomic, type Io } from '../io.js';
 import { mergeShards, validateData, withRecommendations, type ReportData } from '../report/data.js';
 import { renderReport } from '../report/html.js';
 import { GOALS, recommendationText } from '../sim/recommend.js';
@@ -100,7 +100,8 @@ Examples:
       makeDirs(dirname(out));
       writeFileAtomic(out, page);
     } catch (e) {
-      throw new CliError(`cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_USAGE, str(p, 'out') ?? out);
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new CliError(`cannot write: ${code !== undefined ? describeFsCode(code) : (e as Error).message}`, EXIT_USAGE, str(p, 'out') ?? out);
     }
     if (flag(p, 'json')) await write(io.stdout, JSON.stringify({ command: 'report', input, output: out, results: data.results.length, recommendations: data.recommendations }) + '\n');
     else await write(io.stdout, `wrote ${out} (${data.results.length} runs)\n`);

@@ -13,8 +13,9 @@ import { CASES as cliInput } from './cli-input.js';
 import { CASES as coreEngine } from './core-engine.js';
 import { CASES as contract } from './contract.js';
 import { CASES as cAllocator } from './c-allocator.js';
+import { CASES as cliHostile } from './cli-hostile.js';
 
-export const ALL_CASES: readonly Case[] = [...api, ...trace, ...cliReplay, ...secure, ...replay, ...cliMain, ...cliInput, ...coreEngine, ...contract, ...cAllocator];
+export const ALL_CASES: readonly Case[] = [...api, ...trace, ...cliReplay, ...secure, ...replay, ...cliMain, ...cliInput, ...coreEngine, ...contract, ...cAllocator, ...cliHostile];
 
 export * from './types.js';
 export { makeFixture, snapshot } from './fixture.js';

@@ -121,6 +121,8 @@ const cliCases: CliCase[] = [
     files: { 'a.trace.jsonl': GOOD, 'a.expected.jsonl': '', 'b.trace.jsonl': header('"allocBase":"0x1000000000000000"') + '\n', 'c.trace.jsonl': GOOD },
     exit: 2,
     match: /\{tmp\}\/b\.trace\.jsonl:1: bad-trace: allocBase 0x1000000000000000 /,
+    // Two problems, one line each: b is malformed, and c has no expected file.
+    stderrLines: 2,
     stdout: /^replay: 3 traces: 0 written, 0 matched, 1 differed, 2 failed$/m,
   },
 ];

@@ -93,7 +93,7 @@ export interface CliCase extends Common {
   surface: 'cli';
   args: string[];
   /** Files to create in `{tmp}` first (relative path -> content). */
-  files?: Record<string, string>;
+  files?: Record<string, string | Uint8Array>;
   /** Empty directories to create in `{tmp}`. */
   dirs?: string[];
   /** More set-up in `{tmp}` (e.g. chmod), run after files and dirs. */
