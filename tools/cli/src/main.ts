@@ -1,7 +1,7 @@
 /** Entry point shared by the bin and the tests: dispatch, help, and error-to-exit-status mapping. */
 import { commandHelp, parseCommandArgs, type Command } from './command.js';
 import { commands } from './commands/index.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, fsError, isFsError, processIo, quote, type Io } from './io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, processIo, quote, toCliError, type Io } from './io.js';
 
 export const VERSION = '0.1.0';
 
@@ -56,50 +56,8 @@ export async function runCommand(cmd: Command, argv: string[], io: Io): Promise<
   }
 }
 
-/** What a failed system call was doing, in words (`open` serves reads and writes alike). */
-const FS_VERBS: Readonly<Record<string, string>> = Object.freeze(
-  Object.assign(Object.create(null) as Record<string, string>, {
-    open: 'open',
-    read: 'read',
-    scandir: 'read',
-    stat: 'read',
-    lstat: 'read',
-    access: 'read',
-    mkdir: 'create directory',
-    write: 'write',
-    rename: 'write',
-    copyfile: 'write',
-    unlink: 'remove',
-    rmdir: 'remove',
-  }),
-);
-
-/** Input errors thrown by the packages (they carry the line): bad input, exit 2. */
-const INPUT_ERRORS = new Set(['TraceError', 'FtraceError', 'CountError']);
-
-/**
- * Every failure, whatever threw it, becomes one line on stderr (and one JSON object with
- * --json) and an exit status: 2 for bad input or usage (a CliError, a file-system error,
- * a package's input error, input too deep for the stack), 1 for a bug. The stack trace
- * is printed only with IOPGT_DEBUG=1.
- */
-export function toCliError(e: unknown): CliError {
-  if (e instanceof CliError) return e;
-  if (isFsError(e)) return fsError(e, e.path, FS_VERBS[e.syscall ?? ''] ?? 'access');
-  if (e instanceof RangeError && /call stack/i.test(e.message)) return new CliError('input nested too deeply to process (maximum call stack size exceeded)', EXIT_USAGE);
-  const err = e as { name?: unknown; message?: unknown; detail?: unknown; file?: unknown; line?: unknown };
-  if (e instanceof Error && typeof err.name === 'string' && INPUT_ERRORS.has(err.name)) {
-    const message = typeof err.detail === 'string' ? err.detail : e.message;
-    return new CliError(message, EXIT_USAGE, typeof err.file === 'string' ? err.file : undefined, typeof err.line === 'number' && err.line > 0 ? err.line : undefined);
-  }
-  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return new CliError(`internal error: ${firstLine(what)}`, EXIT_FAIL);
-}
-
-function firstLine(s: string): string {
-  const nl = s.indexOf('\n');
-  return nl === -1 ? s : s.slice(0, nl);
-}
+// toCliError lives in io.ts (commands use it too; importing main.ts from a command is a cycle).
+export { toCliError };
 
 function reportError(e: unknown, cmd: Command | undefined, wantsJson: boolean, io: Io): number {
   const c = toCliError(e);

@@ -3,8 +3,7 @@ import { resolve } from 'node:path';
 import { FORMATS, PROT_BY_NAME, Quirk, type FormatName, type ProtName } from '@io-pgtable/core';
 import { flag, intOpt, listOpt, oneOf, str, u64Opt, type Command } from '../command.js';
 import { DEFAULT_MAX_OPS_PER_EVENT, FtraceConverter } from '../ftrace.js';
-import { AtomicOutput, CliError, EXIT_OK, EXIT_USAGE, openInput, quote, readLines, requirePipedStdin, write, type Io } from '../io.js';
-import { toCliError } from '../main.js';
+import { AtomicOutput, CliError, EXIT_OK, EXIT_USAGE, openInput, quote, readLines, requirePipedStdin, toCliError, write, type Io } from '../io.js';
 
 /** Bytes of trace a --json answer on stdout may hold (it is one object, so it is built in memory). */
 const MAX_JSON_TRACE = 64 * 1024 * 1024;

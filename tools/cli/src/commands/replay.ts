@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync, readdirSync, renameSync, rmSync, statSyn
 import { basename, dirname, join, resolve } from 'node:path';
 import { TraceError, compareResults, replayStream } from '@io-pgtable/core';
 import { flag, str, type Command } from '../command.js';
-import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, checkedChunks, makeDirs, openInput, paint, useColor, write, type Io } from '../io.js';
+import { CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Progress, checkedChunks, makeDirs, openInput, paint, useColor, toCliError, write, type Io } from '../io.js';
 
 const TRACE_SUFFIX = '.trace.jsonl';
 /** Output held back before streaming to stdout, so a short trace with a bad line prints only the bad-trace line. */
@@ -358,8 +358,13 @@ async function replayToStdout(input: AsyncIterable<Buffer | string>, file: strin
     if (held !== null) await write(io.stdout, held.join(''));
     return EXIT_OK;
   } catch (e) {
-    if (e instanceof ReadError) throw new CliError(e.message, EXIT_USAGE, file);
-    if (!(e instanceof TraceError)) throw e;
+    if (!(e instanceof TraceError)) {
+      const err = e instanceof ReadError ? new CliError(e.message, EXIT_USAGE, file) : e;
+      // Streamed output cannot be taken back: end it with an error line (never a "final"
+      // line), so what was written cannot pass for a whole result.
+      if (held === null) await write(io.stdout, (atLineStart ? '' : '\n') + JSON.stringify({ error: `replay failed: ${toCliError(err).located()}` }) + '\n');
+      throw err;
+    }
     // Output already streamed stays, but ends with the bad-trace line and no final line.
     await write(io.stdout, (atLineStart ? '' : '\n') + badTraceLine(e) + '\n');
     io.stderr.write(badTraceMessage(e) + '\n');

@@ -47,6 +47,8 @@ const HUGE_DIGITS = '9'.repeat(100_000);
 const CAP_LINE = (iova: number, event = 'map'): string =>
   `  gpu-1 [000] ..... 1.000000: ${event}: IOMMU: iova=0x${iova.toString(16).padStart(16, '0')} - 0x${(iova + 0x4000).toString(16).padStart(16, '0')} paddr=0x0000000080000000 size=16384`;
 const CAPTURE = CAP_LINE(0x100000) + '\n';
+/** 30,000 maps: about 4 MB of trace, past what import-ftrace holds back from stdout. */
+const LONG_CAPTURE = Array.from({ length: 30_000 }, (_, i) => CAP_LINE(0x100000 + i * 0x4000)).join('\n') + '\n';
 const BAD_CAPTURE = CAPTURE + CAP_LINE(0x200000).replace('paddr=0x0000000080000000', 'paddr=0xZZ') + '\n';
 const DATA = JSON.stringify(minimalData());
 const ONE_GIB = 2 ** 30;
@@ -350,6 +352,12 @@ const partial: CliCase[] = [
   }),
   bad('worst-case', 'partial-failure', 'second-range-bad', 'worst-case with three ranges, the 2nd malformed', ['worst-case', '--range', '0+4K', '--range', '0+x', '--range', '0+8K'], /--range #2 size: "x" is not a size/),
   importText('partial-failure', 'second-event-bad', 'import-ftrace of a capture whose 2nd event is malformed', BAD_CAPTURE, /^io-pgtable import-ftrace: \{tmp\}\/cap\.txt:2: [^\n]*\n$/),
+  // stdout cannot be taken back: past the first MiB held, a failure ends the lines with an error line.
+  bad('import-ftrace', 'partial-failure', 'stdout-after-mib', 'import-ftrace to stdout of a 4 MB capture whose last line is malformed', ['import-ftrace', '{tmp}/cap.txt'], /^io-pgtable import-ftrace: \{tmp\}\/cap\.txt:30001: [^\n]*\n$/, {
+    files: { 'cap.txt': LONG_CAPTURE + CAP_LINE(0x8000_0000).replace('size=16384', 'size=x') + '\n' },
+    // Whole lines only, no "free" line, and the error line last.
+    stdout: /^\{"format":[^\n]*\n(\{"op":"(map|unmap)"[^\n]*\}\n)+\{"error":"import-ftrace failed: \{tmp\}\/cap\.txt:30001: [^\n]*"\}\n$/,
+  }),
   bad('import-ftrace', 'partial-failure', 'two-files', 'import-ftrace of two captures (it takes one)', ['import-ftrace', '{tmp}/a.txt', '{tmp}/b.txt'], /give at most one input file \(got 2/, { files: { 'a.txt': CAPTURE, 'b.txt': CAPTURE } }),
 ];
 
@@ -416,7 +424,6 @@ const boundedMemory: CliCase[] = [
 // ---------------------------------------------------------------------------------------
 // stdout-closed: the reader goes away (`| head -c 1`): no stack trace, no error.
 const LONG_TRACE = `${HDR.replace('"dumpEvery":false', '"dumpEvery":true')}\n${Array.from({ length: 400 }, (_, i) => MAP_OP.replace('"iova":"0x1000"', `"iova":"0x${(0x1000 + i * 0x200000).toString(16)}"`)).join('\n')}\n`;
-const LONG_CAPTURE = Array.from({ length: 30_000 }, (_, i) => CAP_LINE(0x100000 + i * 0x4000)).join('\n') + '\n';
 const stdoutClosed: CliCase[] = CLI_COMMANDS.map((cmd): CliCase => {
   const args = cmd === 'replay' ? ['replay', '{tmp}/t.trace.jsonl'] : cmd === 'import-ftrace' ? ['import-ftrace', '{tmp}/cap.txt'] : cmd === 'compare' ? [...BASE.compare.args] : BASE[cmd].args;
   const files = cmd === 'replay' ? { 't.trace.jsonl': LONG_TRACE } : cmd === 'import-ftrace' ? { 'cap.txt': LONG_CAPTURE } : (BASE[cmd].files ?? {});
