@@ -135,7 +135,7 @@ describe('io-pgtable compare: the answer', { timeout: 300_000 }, () => {
     writeFileSync(file, 'x');
     const r = cli(['compare', '--out-dir', file, ...FAST, '--workload', 'random-churn', '--stack', 'system']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^io-pgtable compare: .*file: cannot write the report: (EEXIST|ENOTDIR)\n$/);
+    expect(r.stderr).toMatch(/^io-pgtable compare: .*file: cannot write the report: (EEXIST|ENOTDIR) \([a-z ]+\)\n$/);
     expect(readFileSync(file, 'utf8')).toBe('x');
   });
 });
@@ -172,9 +172,9 @@ describe('io-pgtable report: bad data', { timeout: 300_000 }, () => {
     const cases: Array<[string, (d: any) => unknown, string]> = [
       ['array root', () => [], '$: expected an object, got an array'],
       ['no results', (d) => ({ ...d, results: undefined }), '$: missing "results"'],
-      ['string seed', (d) => ({ ...d, config: { ...d.config, seed: '<script>' } }), '$.config.seed: expected a number, got a string'],
+      ['string seed', (d) => ({ ...d, config: { ...d.config, seed: '<script>' } }), '$.config.seed: expected an integer, got a string'],
       ['results not an array', (d) => ({ ...d, results: {} }), '$.results: expected an array, got an object'],
-      ['number as string', (d) => ({ ...d, results: [{ ...d.results[0], peakPages: '5' }, d.results[1]] }), '$.results[0].peakPages: expected a number, got a string'],
+      ['number as string', (d) => ({ ...d, results: [{ ...d.results[0], peakPages: '5' }, d.results[1]] }), '$.results[0].peakPages: expected an integer, got a string'],
       ['series of strings', (d) => ({ ...d, results: [{ ...d.results[0], pagesOverTime: ['x'] }, d.results[1]] }), '$.results[0].pagesOverTime[0]: expected a number'],
       ['unknown stack', (d) => ({ ...d, results: [{ ...d.results[0], stack: 'ghost' }, d.results[1]] }), '$.results[0].stack is not in $.stacks'],
       ['missing pair', (d) => ({ ...d, results: [d.results[0]] }), '1 results for 1 workloads x 2 stacks'],
