@@ -323,10 +323,6 @@ export function jobsFromTrace(text: string, file: string): { pgtable: PgtableSpe
 
 const DEFAULT_IMPORT = { format: 'ARM_64_LPAE_S1', pgsizeBitmap: 0x40201000n, ias: 48, oas: 48 } as const;
 
-/**
- * A user's capture as a workload: our `.trace.jsonl` (starts with its JSON header) or
- * ftrace text, imported on the fly as `io-pgtable import-ftrace` would.
- */
 /** Largest address + size the simulator holds exactly. */
 const MAX_SIM_ADDR = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -339,6 +335,10 @@ function readCapture(file: string): string {
   return readTextFileSync(file, file, MAX_CAPTURE_BYTES, 'a --trace capture (simulate, bench and compare hold it in memory; replay and import-ftrace stream any size)', MAX_CAPTURE_LINE);
 }
 
+/**
+ * A user's capture as a workload: our `.trace.jsonl` (starts with its JSON header) or
+ * ftrace text, imported on the fly as `io-pgtable import-ftrace` would.
+ */
 export function traceWorkload(file: string, name: string, needs: WorkloadNeed[] = []): Workload {
   let text = readCapture(file);
   if (!text.trimStart().startsWith('{')) text = importFtrace(text, { ...DEFAULT_IMPORT, file }).lines.join('\n');
