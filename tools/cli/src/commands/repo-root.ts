@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { parseJsonBounded, readTextFileSync } from '../io.js';
 
 /** The repository root (the package.json with workspaces) above `from`, else `from`. */
 export function findRepoRoot(from: string): string {
@@ -8,7 +9,9 @@ export function findRepoRoot(from: string): string {
     const pj = join(d, 'package.json');
     if (existsSync(pj)) {
       try {
-        if (JSON.parse(readFileSync(pj, 'utf8')).workspaces) return d;
+        // Any package.json on the way up is read like hostile input: bounded in size and depth.
+        const v = parseJsonBounded(readTextFileSync(pj, pj, 4 * 1024 * 1024, 'a package.json'), pj) as { workspaces?: unknown } | null;
+        if (v !== null && typeof v === 'object' && Object.hasOwn(v, 'workspaces') && v.workspaces) return d;
       } catch {
         /* not ours; keep looking */
       }

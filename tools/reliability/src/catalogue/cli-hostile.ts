@@ -206,6 +206,7 @@ const deepJson: CliCase[] = [
   ...MATRIX_CMDS.map((cmd) =>
     bad(cmd, 'deep-json', 'deep-package-json', `${cmd} --stack PLUGIN whose package.json nests 100,000 objects`, [cmd, '--workload', 'random-churn', '--scale', '0.01', '--reps', '1', '--stack', 'deep-plugin', ...(cmd === 'compare' ? ['--out-dir', '{tmp}/r'] : [])], /deep-plugin\/package\.json:1: JSON nested deeper than 256 levels\n$/, { files: DEEP_PKG, absent: matrixAbsent(cmd) }),
   ),
+  bad('report', 'deep-json', 'deep-cwd-package-json', 'report (default paths) in a directory whose package.json nests 100,000 arrays', ['report'], /\{tmp\}\/report\/data\.json: cannot read: ENOENT[^\n]*run 'io-pgtable compare' first/, { files: { 'package.json': `{"workspaces":${DEEP}}` } }),
   reportText('deep-json', 'deep-data', 'report of a data.json whose machine field nests 100,000 arrays', DATA.replace('"machine":"node"', `"machine":${DEEP}`), /\$\.machine: expected a string, got an array/),
   bad('report', 'deep-json', 'deep-merge', 'report --merge of a shard nesting 100,000 arrays', ['report', '--merge', '{tmp}/a.json', '--out-dir', '{tmp}/m'], /a\.json: not a compare data file[^\n]*\n$/, { files: { 'a.json': DEEP }, absent: ['{tmp}/m/index.html', '{tmp}/m/data.json'] }),
   importText('deep-json', 'deep-line', 'import-ftrace of a capture that is JSON nesting 100,000 arrays (one 200,000-character line)', DEEP + '\n', /cap\.txt:1: line longer than 65,536 characters\n$/),
