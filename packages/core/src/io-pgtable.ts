@@ -15,7 +15,7 @@ import { IoPgtableError } from './errors.js';
 import { describe, parseQuirks, toU64 } from './names.js';
 import { PageTable, type U64 } from './page-table.js';
 export { PageTable, type U64 } from './page-table.js';
-import { PhysMemory } from './phys/memory.js';
+import { PhysMemory, storeOf } from './phys/memory.js';
 import { TableRegistry } from './phys/registry.js';
 import { createSystemAllocator } from './phys/system-allocator.js';
 import type { AllocHook, DmaOps, FlushOps, FreeHook, Mode } from './types.js';
@@ -164,6 +164,8 @@ export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C
   const pgd = engine.allocPages(geometry.pgdSize, BLOCKING_CTX, 'pgd', geometry.startLevel);
   if (pgd === null) return fail('ENOMEM', `could not allocate the ${geometry.pgdSize}-byte PGD`);
   engine.pgd = pgd;
+  // One more page table lives on this memory (walk caches are used only by a lone one).
+  storeOf(memory).tables++;
   const eff = effectiveCfg(fmt, pgsizeBitmap, geometry, quirks.mask, coherentWalk, regs, pgd, mode);
   return { ok: true, table: new PageTable<C>(fmt, eff, engine, mode, flush) };
 }

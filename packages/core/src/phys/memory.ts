@@ -46,6 +46,14 @@ export class MemoryStore {
    * the host fault each page in twice (zero page, then copy-on-write).
    */
   readonly written = new Map<number, Uint8Array>();
+  /**
+   * Bumped by every write that does not come from a page table's own fast paths (public
+   * writes, zeroing, the IOMMU model, any newly materialised chunk or frame): a page
+   * table's walk cache is valid only while this has not moved (see LpaeEngine).
+   */
+  gen = 0;
+  /** Page tables live on this memory; a walk cache is used only while it is 1. */
+  tables = 0;
   lastKey = -1;
   lastChunk: Uint32Array = ZERO_CHUNK;
   lastWritten: Uint8Array = CLEAN_FRAMES;
@@ -60,6 +68,7 @@ export class MemoryStore {
    * run `guard` before writing.
    */
   chunk(paddr: Paddr): Uint32Array {
+    this.gen++;
     const key = Math.floor(paddr / CHUNK_BYTES);
     if (key !== this.lastKey) this.load(key, true);
     this.lastWritten[(paddr % CHUNK_BYTES) >>> FRAME_SHIFT] = 1;
@@ -84,6 +93,7 @@ export class MemoryStore {
    * will write anywhere in it through {@link chunk}). Materialises its chunk.
    */
   touch(paddr: Paddr, size: number): void {
+    this.gen++;
     let p = paddr;
     let left = size;
     while (left > 0) {
@@ -305,6 +315,7 @@ export class PhysMemory implements PhysMemoryAccess {
 
   zero(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): void {
     this.#store.guard?.check('zero', paddr, size, hostAccessor(who));
+    this.#store.gen++;
     this.#store.forEachSpan(paddr, size, (c, w, n) => {
       if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
     }, false);

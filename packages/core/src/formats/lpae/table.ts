@@ -31,6 +31,7 @@ import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, storeOf, type MemoryStore } from 
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import type { LpaeFormatOps } from './ops.js';
+import { WalkCache } from './walk-cache.js';
 import {
   PTE_AP_RDONLY,
   PTE_HI_DBM,
@@ -163,6 +164,11 @@ export class LpaeEngine {
   private readonly offHi = new Int32Array(4);
   /** What PhysMemory returns for memory never written: never cached. */
   private readonly absent: Uint32Array;
+  /** See walk-cache.ts: made on first use, when this page table may use one at all. */
+  private wc: WalkCache | null = null;
+  private readonly wcAllowed: boolean;
+  /** Shift of the IOVA bits above a last-level table (the level-2 index shift). */
+  private readonly tagShift: number;
   /** Scratch request for the unmap a block replacing a table makes. */
   private readonly inner = new UnmapRequest();
 
@@ -177,6 +183,8 @@ export class LpaeEngine {
     this.shifts = this.g.levelShift;
     this.masks = this.g.indexCount.map((c) => c - 1);
     this.absent = this.mem.peekKey(-1);
+    this.wcAllowed = this.coherent && this.g.startLevel < 3;
+    this.tagShift = this.shifts[2]!;
     for (let l = 0; l < 4; l++) {
       const shift = this.shifts[l]!;
       this.offLo[l] = shift >= 32 ? -1 : ~(-1 << shift);
@@ -314,6 +322,8 @@ export class LpaeEngine {
 
   /** __arm_lpae_free_pages: DMA-unmap when non-coherent, then the free hook with the real size. */
   freePages(p: Paddr, size: number, level: number, flush: FlushToken): void {
+    // A freed table is unlinked: the walk cache may point at it (or below it).
+    if (this.wc !== null) this.wc.gen = -1;
     if (!this.coherent) this.cfg.dma.unmap(p, size);
     const allocSize = allocSizeFor(size);
     if (this.cfg.checkAllocations) this.cfg.registry.remove(p, allocSize);
@@ -404,6 +414,21 @@ export class LpaeEngine {
     let kHi = (pgdAt / TWO_32) | 0;
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
+    // Pages (not blocks) may start at the last-level table the walk cache knows.
+    const wc = r.pgsize === g.granule ? this.walkCache() : null;
+    const tagLo = (ilo >>> this.tagShift) | (ihi << (32 - this.tagShift));
+    const tagHi = ihi >>> this.tagShift;
+    if (wc !== null) {
+      const h = wc.find(tagLo, tagHi);
+      if (h >= 0) {
+        level = 3;
+        table = wc.table[h]!;
+        kHi = wc.kHi[h]!;
+        kLo = wc.kLo[h]!;
+        idx = this.index(ilo, ihi, 3);
+        slot = wc.base[h]! + 2 * idx;
+      }
+    }
     // A table allocated by this call is known to be empty: no check pass over it.
     let fresh = false;
     for (;;) {
@@ -451,7 +476,9 @@ export class LpaeEngine {
       kLo = tLo >>> CHUNK_SHIFT;
       table = kHi * TWO_32 + (tLo >>> 0);
       idx = this.index(ilo, ihi, level);
-      slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * idx;
+      const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
+      if (level === 3 && wc !== null) wc.put(tagLo, tagHi, kHi, kLo, base, table);
+      slot = base + 2 * idx;
     }
   }
 
@@ -613,6 +640,13 @@ export class LpaeEngine {
 
   /** arm_lpae_unmap_pages after validation: from the PGD. */
   unmap(r: UnmapRequest): number {
+    const wc = r.pgsize === this.g.granule ? this.walkCache() : null;
+    if (wc !== null) {
+      const ilo = r.i52 | 0;
+      const ihi = (r.i52 / TWO_32) | 0;
+      const h = wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
+      if (h >= 0) return this.unmapAt(r, 3, wc.table[h]!);
+    }
     return this.unmapAt(r, this.g.startLevel, this.pgd);
   }
 
@@ -694,6 +728,15 @@ export class LpaeEngine {
 
   // ---- walks ----------------------------------------------------------------------
 
+  /** The walk cache if it may be used now (see walk-cache.ts), emptied if memory was written since it was filled. */
+  private walkCache(): WalkCache | null {
+    const m = this.mem;
+    if (!this.wcAllowed || m.guard !== null || m.tables !== 1) return null;
+    const wc = (this.wc ??= new WalkCache());
+    if (wc.gen !== m.gen) wc.clear(m.gen);
+    return wc;
+  }
+
   /**
    * iova_to_phys: the output address for `i52` (low 52 bits of the IOVA), or -1 when an
    * invalid entry is met. Kept small on purpose: V8 inlines it (and PageTable.iovaToPhys)
@@ -712,6 +755,18 @@ export class LpaeEngine {
     let kHi = (pgdAt / TWO_32) | 0;
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
+    const wc = this.walkCache();
+    const tagLo = (ilo >>> this.tagShift) | (ihi << (32 - this.tagShift));
+    const tagHi = ihi >>> this.tagShift;
+    if (wc !== null) {
+      const h = wc.find(tagLo, tagHi);
+      if (h >= 0) {
+        level = 3;
+        kHi = wc.kHi[h]!;
+        kLo = wc.kLo[h]!;
+        slot = wc.base[h]! + 2 * this.index(ilo, ihi, 3);
+      }
+    }
     for (;;) {
       if (this.mem.guard !== null) this.checkWalkRead(kHi, kLo, slot);
       const w = this.words(kHi, kLo);
@@ -727,7 +782,9 @@ export class LpaeEngine {
       const tLo = pteAddrLo(lo, this.big);
       kHi = pteAddrHi(lo, hi, this.big);
       kLo = tLo >>> CHUNK_SHIFT;
-      slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * this.index(ilo, ihi, level);
+      const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
+      if (level === 3 && wc !== null) wc.put(tagLo, tagHi, kHi, kLo, base, kHi * TWO_32 + (tLo >>> 0));
+      slot = base + 2 * this.index(ilo, ihi, level);
     }
   }
 
@@ -844,6 +901,7 @@ export class LpaeEngine {
 
   /** Teardown: tlb_flush_all, then free every table post-order, PGD last, under `gather`'s flush. */
   destroy(gather: IotlbGather | null): void {
+    this.mem.tables--;
     this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
     this.freeTable(this.g.startLevel, this.pgd, this.cfg.flush.tokenFor(gather));
   }
