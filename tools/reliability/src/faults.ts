@@ -14,11 +14,11 @@ import { STACK_NAMES, SYSTEM_BASE, isBindStack, makeFaultOnlyStack, makeStack, t
 
 /**
  * Stacks the model-based fault campaign drives: those of {@link STACK_NAMES}, and (as the
- * fuzzer's `--stack`) the RFC's per-table secure-share, reservation over a page pool and
- * the C pool. Donate mode refuses every map by design: src/donate.ts and src/matrix.ts.
+ * fuzzer's `--stack`) the RFC's per-table secure-share, reservation over a page pool
+ * (per-op and merged counts), the CLI's partial batched allocator and the C pool. Donate mode refuses every map by design: src/donate.ts and src/matrix.ts.
  */
 export type CampaignStack = StackName | Exclude<FaultOnlyStackName, 'secure-donate' | 'secure-donate-over-pool-over-batched'> | 'c-pool';
-export const EXTRA_CAMPAIGN_STACKS: readonly CampaignStack[] = ['secure-per-table', 'reservation-over-pool', 'c-pool'];
+export const EXTRA_CAMPAIGN_STACKS: readonly CampaignStack[] = ['secure-per-table', 'reservation-over-pool', 'reservation-merged-over-pool', 'batched-partial', 'c-pool'];
 
 function campaignStack(name: CampaignStack, opts: StackOptions): Stack {
   if ((STACK_NAMES as readonly string[]).includes(name)) return makeStack(name as StackName, opts);

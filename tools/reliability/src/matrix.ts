@@ -591,6 +591,12 @@ export function matrixCell(cfg: FuzzConfig, stack: MatrixStackName, opts: { samp
     res.failures.push(`clean run: ${clean.failure}`);
     return res;
   }
+  // Without a fault nothing throws, except donate mode's refused maps (a typed access violation).
+  const thrown = Object.entries(clean.errors).filter(([n]) => !(stack.includes('donate') && n === 'AllocatorMisuseError'));
+  if (thrown.length > 0) {
+    res.failures.push(`clean run: threw ${thrown.map(([n, c]) => `${c} ${n}`).join(', ')}`);
+    return res;
+  }
   const r = rng(nameHash(`${cfg.name}/${stack}`) ^ seed);
   for (const { kind, ks } of faultPoints(clean)) {
     res.reached[kind] = ks.length;

@@ -168,9 +168,16 @@ export function donateStack(opts: StackOptions = {}): Stack {
  * mode alone and composed, the RFC's one secure call per table, and the CLI's reservation
  * over a page pool. The model-based harness cannot drive them (donate refuses maps).
  */
-export type FaultOnlyStackName = 'secure-donate' | 'secure-donate-over-pool-over-batched' | 'secure-per-table' | 'reservation-over-pool';
+export type FaultOnlyStackName = 'secure-donate' | 'secure-donate-over-pool-over-batched' | 'secure-per-table' | 'reservation-over-pool' | 'reservation-merged-over-pool' | 'batched-partial';
 
-export const FAULT_ONLY_STACK_NAMES: readonly FaultOnlyStackName[] = ['secure-donate', 'secure-donate-over-pool-over-batched', 'secure-per-table', 'reservation-over-pool'];
+export const FAULT_ONLY_STACK_NAMES: readonly FaultOnlyStackName[] = [
+  'secure-donate',
+  'secure-donate-over-pool-over-batched',
+  'secure-per-table',
+  'reservation-over-pool',
+  'reservation-merged-over-pool',
+  'batched-partial',
+];
 
 export function makeFaultOnlyStack(name: FaultOnlyStackName, opts: StackOptions = {}): Stack {
   switch (name) {
@@ -196,6 +203,20 @@ export function makeFaultOnlyStack(name: FaultOnlyStackName, opts: StackOptions 
         },
         { strategy: 'per-op', admission: createAdmission({ limit: 64 }) },
       );
+    case 'reservation-merged-over-pool':
+      // The CLI's reserve-merged: the job's tables counted once over its merged ops (union).
+      return layered(
+        name,
+        opts,
+        (s) => {
+          const p = withPagePool(s, { highWatermark: 8 });
+          return [p, withReservation(p, {})];
+        },
+        { strategy: 'union', admission: createAdmission({ limit: 64 }) },
+      );
+    case 'batched-partial':
+      // The CLI's batched: 16 pages a refill, a short refill keeps what it got.
+      return layered(name, opts, (s) => [withBatching(s, { batch: 16, mode: 'partial' })]);
   }
 }
 
