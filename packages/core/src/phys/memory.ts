@@ -106,6 +106,18 @@ export class MemoryStore {
     }
   }
 
+  /**
+   * True if no frame of the range has been written since it was last zeroed (or ever):
+   * then it is all zero, known in O(frames) without reading a word. False says nothing.
+   */
+  knownZero(paddr: Paddr, size: number): boolean {
+    for (let f = Math.floor(paddr / 0x1000), end = Math.ceil((paddr + size) / 0x1000); f < end; f++) {
+      const key = Math.floor(f / FRAMES_PER_CHUNK);
+      if ((key === this.lastKey || this.load(key, false)) && this.lastWritten[f % FRAMES_PER_CHUNK] === 1) return false;
+    }
+    return true;
+  }
+
   /** True if every byte of the range is zero; not an access (the strict-mode allocation check). */
   isZero(paddr: Paddr, size: number): boolean {
     let p = paddr;

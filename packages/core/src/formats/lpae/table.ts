@@ -31,7 +31,7 @@ import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, storeOf, type MemoryStore } from 
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import type { LpaeFormatOps } from './ops.js';
-import { WalkCache } from './walk-cache.js';
+import { MAX_WALK_SLOTS, WalkCache, walkSlotsFor } from './walk-cache.js';
 import {
   PTE_AP_RDONLY,
   PTE_HI_DBM,
@@ -276,6 +276,9 @@ export class LpaeEngine {
       }
     }
     if (this.cfg.checkAllocations) this.cfg.registry.add(p, allocSize);
+    // Zero for certain (strict mode checked it; otherwise no frame written since it was
+    // last zeroed): a map into it needs no check pass, in either mode.
+    this.allocatedZero = this.cfg.checkAllocations || this.mem.knownZero(p, allocSize);
     // Materialise the table's chunk and mark its frames written (they will be).
     this.mem.touch(p, allocSize);
     this.liveTables++;
@@ -307,6 +310,9 @@ export class LpaeEngine {
       );
     }
   }
+
+  /** Whether the table allocPages returned last is known to be all zero. */
+  private allocatedZero = false;
 
   /** What checkAllocation reads: made once (no closure per allocation). */
   private readonly probe: AllocationProbe;
@@ -463,8 +469,9 @@ export class LpaeEngine {
         // its granule (kernel mode) is used at the encoded address: declare that one written.
         const used = pteToPaddr(lo, hi, g.granule);
         if (used !== child) this.mem.touch(used, g.granule);
-        // Known empty only when the allocation checks proved it zero (kernel mode trusts the allocator, as the kernel does).
-        fresh = this.cfg.checkAllocations && used === child;
+        // Known empty when it is provably zero (strict mode's checks, or memory untouched since
+        // zeroed): kernel mode trusts no allocator, so a table merely claimed zero is checked.
+        fresh = this.allocatedZero && used === child;
       } else {
         if (!this.coherent && !(hi & PTE_HI_SW_SYNC)) this.sync(table, idx, 1);
         fresh = false;
@@ -732,7 +739,9 @@ export class LpaeEngine {
   private walkCache(): WalkCache | null {
     const m = this.mem;
     if (!this.wcAllowed || m.guard !== null || m.tables !== 1) return null;
-    const wc = (this.wc ??= new WalkCache());
+    let wc = this.wc;
+    // Sized to the tree: a slot per live table, rounded up to a power of two (see walk-cache.ts).
+    if (wc === null || (this.liveTables > wc.slots && wc.slots < MAX_WALK_SLOTS)) wc = this.wc = new WalkCache(walkSlotsFor(this.liveTables));
     if (wc.gen !== m.gen) wc.clear(m.gen);
     return wc;
   }
