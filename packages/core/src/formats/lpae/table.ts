@@ -428,7 +428,7 @@ export class LpaeEngine {
       const h = wc.find(tagLo, tagHi);
       if (h >= 0) {
         level = 3;
-        table = wc.table[h]!;
+        table = wc.tableHi[h]! * TWO_32 + (wc.tableLo[h]! >>> 0);
         kHi = wc.kHi[h]!;
         kLo = wc.kLo[h]!;
         idx = this.index(ilo, ihi, 3);
@@ -442,7 +442,7 @@ export class LpaeEngine {
       if (r.pgsize === g.blockSize[level]) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
-        return this.writeLeaves(r, level, table, idx, n, fresh, w, slot);
+        return this.writeLeaves(r, level, (table / TWO_32) | 0, table | 0, idx, n, fresh, w, slot);
       }
       if (level >= 3) return E_INVAL;
       if (!fresh && this.mem.guard !== null) this.guardRead(table, idx, 1);
@@ -514,7 +514,9 @@ export class LpaeEngine {
    * it was. A table allocated by this call needs no check at all. With access control
    * installed the order of reads and writes is the kernel's: check pass, then write.
    */
-  private writeLeaves(r: MapRequest, level: number, table: Paddr, idx: number, n: number, fresh: boolean, words: Uint32Array, base: number): number {
+  private writeLeaves(r: MapRequest, level: number, tHi: number, tLo: number, idx: number, n: number, fresh: boolean, words: Uint32Array, base: number): number {
+    // The table's address comes as int32 halves: a double argument would be boxed per call.
+    const table = tHi * TWO_32 + (tLo >>> 0);
     // The slot's chunk as the descent found it (a live table's chunk always exists).
     const w = words !== this.absent ? words : this.write(table + idx * 8);
     if (this.mem.guard !== null) {
@@ -567,8 +569,8 @@ export class LpaeEngine {
       const hiBits = tHi | (aHi & PTE_HI_ADDR_MASK);
       // Entries before the low half wraps (all of them when it cannot).
       let k = n - i;
-      if (stepLo !== 0) k = Math.min(k, Math.ceil((TWO_32 - (aLo >>> 0)) / stepLo));
-      else k = 1;
+      if (stepLo === 0) k = 1;
+      else if ((aLo >>> 0) + k * stepLo > TWO_32) k = Math.ceil((TWO_32 - (aLo >>> 0)) / stepLo);
       const end = s + 2 * k;
       if (check) {
         for (; s < end; s += 2) {
@@ -613,7 +615,7 @@ export class LpaeEngine {
         u.pgcount = 1;
         u.gather = null;
         u.strict = false;
-        if (this.unmapAt(u, level, table) !== bs) return E_INVAL;
+        if (this.unmapAt(u, level, (table / TWO_32) | 0, table | 0) !== bs) return E_INVAL;
       }
     }
     return E_OK;
@@ -652,16 +654,18 @@ export class LpaeEngine {
       const ilo = r.i52 | 0;
       const ihi = (r.i52 / TWO_32) | 0;
       const h = wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
-      if (h >= 0) return this.unmapAt(r, 3, wc.table[h]!);
+      if (h >= 0) return this.unmapAt(r, 3, wc.tableHi[h]!, wc.tableLo[h]!);
     }
-    return this.unmapAt(r, this.g.startLevel, this.pgd);
+    return this.unmapAt(r, this.g.startLevel, (this.pgd / TWO_32) | 0, this.pgd | 0);
   }
 
   /**
    * __arm_lpae_unmap: bytes unmapped, or UNMAP_ENOENT when the first entry on the path is
    * empty. Sub-tables under removed entries are freed right after tlb_flush_walk.
    */
-  private unmapAt(r: UnmapRequest, level: number, table: Paddr): number {
+  private unmapAt(r: UnmapRequest, level: number, tHi: number, tLo: number): number {
+    // The table's address comes as int32 halves: a double argument would be boxed per call.
+    let table = tHi * TWO_32 + (tLo >>> 0);
     const g = this.g;
     const big = this.big;
     const ilo = r.i52 | 0;

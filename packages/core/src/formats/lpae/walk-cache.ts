@@ -32,11 +32,12 @@ export class WalkCache {
   /** The tag (IOVA bits above the last-level table) as int32 halves; tagHi -1 is empty. */
   readonly tagLo: Int32Array;
   readonly tagHi: Int32Array;
-  /** The table: its chunk as packed halves (see LpaeEngine.words), the word of its slot 0, its address. */
+  /** The table: its chunk as packed halves (see LpaeEngine.words), the word of its slot 0, its address as int32 halves. */
   readonly kHi: Int32Array;
   readonly kLo: Int32Array;
   readonly base: Int32Array;
-  readonly table: Float64Array;
+  readonly tableHi: Int32Array;
+  readonly tableLo: Int32Array;
   /** MemoryStore.gen when the entries were made; -1 once the engine dropped them. */
   gen = -1;
 
@@ -47,7 +48,8 @@ export class WalkCache {
     this.kHi = new Int32Array(slots);
     this.kLo = new Int32Array(slots);
     this.base = new Int32Array(slots);
-    this.table = new Float64Array(slots);
+    this.tableHi = new Int32Array(slots);
+    this.tableLo = new Int32Array(slots);
   }
 
   clear(gen: number): void {
@@ -68,6 +70,7 @@ export class WalkCache {
     this.kHi[h] = kHi;
     this.kLo[h] = kLo;
     this.base[h] = base;
-    this.table[h] = table;
+    this.tableHi[h] = (table / 0x1_0000_0000) | 0;
+    this.tableLo[h] = table | 0;
   }
 }
