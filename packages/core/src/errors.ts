@@ -69,3 +69,36 @@ export class TableFreeError extends Error {
     });
   }
 }
+
+/** A flush callback that threw: one of the driver's flush ops, or the allocator stack's `flushDone`. */
+export interface FlushCallbackFailure {
+  readonly callback: 'tlbFlushAll' | 'tlbFlushWalk' | 'tlbAddPage' | 'tlbSync' | 'flushDone';
+  /** What the callback threw. */
+  readonly error: unknown;
+}
+
+/**
+ * A flush callback threw. Linux's flush ops cannot fail, so during an unmap or a teardown
+ * the page table carries on as if each had returned (every table it unlinked is freed,
+ * every page is added to the gather, teardown completes) and reports each failure here,
+ * with any free hooks that threw as well. A `tlbSync` that throws is different: the sync
+ * did not happen, so `iotlbSync` changes nothing (the gather's frees stay pending; call it
+ * again). A `flushDone` that throws comes after the sync completed.
+ */
+export class FlushCallbackError extends Error {
+  override readonly name = 'FlushCallbackError';
+  constructor(
+    readonly failures: readonly FlushCallbackFailure[],
+    readonly tableFreeFailures: readonly TableFreeFailure[] = [],
+  ) {
+    const first = failures[0];
+    const why = first?.error instanceof Error ? first.error.message : String(first?.error);
+    const n = failures.length;
+    super(
+      `[iopgt] [core] ${first?.callback ?? 'a flush callback'} threw${n > 1 ? ` (and ${n - 1} more callback failure${n > 2 ? 's' : ''})` : ''}: ${why.length > 200 ? why.slice(0, 200) + '...' : why}` +
+        (first?.callback === 'tlbSync' ? '; the sync did not happen: the gather still holds its frees' : '') +
+        (tableFreeFailures.length > 0 ? `; ${tableFreeFailures.length} free hook${tableFreeFailures.length === 1 ? '' : 's'} threw too` : ''),
+      { cause: first?.error },
+    );
+  }
+}

@@ -9,7 +9,7 @@
  * frees emits a process warning.
  */
 import type { FlushToken } from '@io-pgtable/allocator-api';
-import { IoPgtableError } from './errors.js';
+import { FlushCallbackError, IoPgtableError } from './errors.js';
 import { IotlbGather, completeToken, completedToken, renewToken } from './gather.js';
 import type { FlushOps } from './types.js';
 
@@ -65,7 +65,12 @@ export class FlushTracker {
   sync(gather: IotlbGather | undefined): void {
     const g = gather ?? this.own;
     this.check(g);
-    this.tlb.tlbSync?.(g, this.cookie);
+    try {
+      this.tlb.tlbSync?.(g, this.cookie);
+    } catch (error) {
+      // The sync did not happen: nothing changes, the gather keeps its frees (retry).
+      throw new FlushCallbackError([{ callback: 'tlbSync', error }]);
+    }
     const token = g._token;
     completeToken(token);
     if (g._pendingOn === this) {
@@ -74,6 +79,12 @@ export class FlushTracker {
     }
     renewToken(g);
     g.reset();
-    this.flushDone?.(token);
+    try {
+      this.flushDone?.(token);
+    } catch (error) {
+      // The project's typed errors (an allocator's misuse or accounting findings) pass through.
+      if (error instanceof Error && error.message.startsWith('[iopgt] [')) throw error;
+      throw new FlushCallbackError([{ callback: 'flushDone', error }]);
+    }
   }
 }

@@ -9,7 +9,7 @@ export * as pte from './formats/lpae/pte.js';
 export { configureLpae, LPAE_MAIR, LPAE_MAIR_KERNEL, MALI_MEMATTR, type LpaeSetup, type TcrFields, type VtcrFields } from './formats/lpae/format.js';
 export type { DirtyRecorder } from './formats/lpae/table.js';
 export { GatherFlushToken, IotlbGather } from './gather.js';
-export { IoPgtableError, TableFreeError, type TableFreeFailure, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';
+export { FlushCallbackError, IoPgtableError, TableFreeError, type FlushCallbackFailure, type TableFreeFailure, type MapErrno, type MapResult, type UnmapErrno, type UnmapResult } from './errors.js';
 export type { AllocHook, DmaOps, FlushOps, FreeHook, Mode } from './types.js';
 export { allocIoPgtableOps, createPageTable, type AllocResult, type EffectiveCfg, type PgtableCfg, type PgtableEnv } from './io-pgtable.js';
 export { IOMMU_DIRTY_NO_CLEAR, PageTable, type LookupResult, type U64, type WalkResult } from './page-table.js';

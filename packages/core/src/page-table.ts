@@ -6,7 +6,7 @@
 import { BLOCKING_CTX, type MapCtx, type Paddr } from '@io-pgtable/allocator-api';
 import { TWO_52, hex, low52 } from './addr.js';
 import { Quirk, type FormatName, type ProtName } from './constants.js';
-import { IoPgtableError, TableFreeError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
+import { FlushCallbackError, IoPgtableError, TableFreeError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
 import type { FlushTracker } from './flush.js';
 import { protToPte, pteToBigInt, type PteTemplate } from './formats/lpae/pte.js';
 import { E_EXIST, E_INVAL, E_NOMEM, LpaeEngine, MapRequest, UNMAP_ENOENT, UnmapRequest, type DirtyRecorder } from './formats/lpae/table.js';
@@ -117,11 +117,23 @@ export class PageTable<C = unknown> {
     this.busy = true;
   }
 
-  /** Leave an operation; report tables whose free hook threw during it (after the operation completed). */
+  /**
+   * Leave an operation; report the flush callbacks and free hooks that threw during it
+   * (after the operation completed).
+   */
   private leave(): void {
     this.busy = false;
-    const failures = this.#engine.takeFreeFailures();
-    if (failures !== null) throw new TableFreeError(failures);
+    const frees = this.#engine.takeFreeFailures();
+    const callbacks = this.#engine.takeCallbackFailures();
+    if (callbacks !== null) throw new FlushCallbackError(callbacks, frees ?? []);
+    if (frees !== null) throw new TableFreeError(frees);
+  }
+
+  /** Leave an operation that threw: what it recorded belongs to it, not to the next one. */
+  private abandon(): void {
+    this.busy = false;
+    this.#engine.takeFreeFailures();
+    this.#engine.takeCallbackFailures();
   }
 
   private alive(): void {
@@ -139,7 +151,7 @@ export class PageTable<C = unknown> {
       return r;
     } finally {
       if (ok) this.leave();
-      else this.busy = false;
+      else this.abandon();
     }
   }
 
@@ -159,7 +171,7 @@ export class PageTable<C = unknown> {
       return r;
     } finally {
       if (ok) this.leave();
-      else this.busy = false;
+      else this.abandon();
     }
   }
 
@@ -193,7 +205,7 @@ export class PageTable<C = unknown> {
       return r;
     } finally {
       if (ok) this.leave();
-      else this.busy = false;
+      else this.abandon();
     }
   }
 
@@ -311,7 +323,7 @@ export class PageTable<C = unknown> {
       // Continues past free hooks that throw; leave() reports them all.
       this.#engine.destroy(gather ?? null);
     } catch (e) {
-      this.busy = false;
+      this.abandon();
       throw e;
     }
     this.leave();

@@ -15,13 +15,6 @@ export interface KnownFinding {
 
 export const KNOWN_FINDINGS: readonly KnownFinding[] = [
   {
-    kind: 'flush-throw',
-    stacks: MATRIX_STACKS,
-    owner: 'packages/core',
-    what:
-      'a TLB callback that throws escapes raw (not typed) from unmapPages/iotlbSync/free; a throwing tlbFlushWalk leaves the cleared entry\'s sub-tables unreachable but never freed, and a throwing tlbFlushAll leaves free() marked done with every table still held',
-  },
-  {
     kind: 'alloc-throw',
     stacks: [
       'batched',

@@ -19,7 +19,7 @@
  *    tracks no page outside a quarantined block (no page is still donated or shared).
  */
 import { AccountingError, AllocatorFaultError, AllocatorMisuseError, COMPLETED_FLUSH, assertAccounting, drainAll, type AllocCtx, type FreeCtx, type Paddr, type TableAllocator } from '@io-pgtable/allocator-api';
-import { IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
+import { FlushCallbackError, IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
 import { BindError, PrepareFailure, type BindOp } from '@io-pgtable/reservation';
 import type { SecureShareAllocator } from '@io-pgtable/secure-share';
 import { createBindVm, type BindVm } from './bind.js';
@@ -257,7 +257,7 @@ export interface MatrixRun {
   quarantined: number;
 }
 
-const TYPED = [IoPgtableError, TableFreeError, AllocatorFaultError, AllocatorMisuseError, AccountingError, BindError, PrepareFailure] as const;
+const TYPED = [IoPgtableError, TableFreeError, FlushCallbackError, AllocatorFaultError, AllocatorMisuseError, AccountingError, BindError, PrepareFailure] as const;
 
 function isTyped(e: unknown): boolean {
   return TYPED.some((c) => e instanceof c);
@@ -372,7 +372,10 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
   };
   const freeFailed = (e: unknown): void => {
     if (e instanceof TableFreeError) unreturned.push(...e.failures);
+    if (e instanceof FlushCallbackError) unreturned.push(...e.tableFreeFailures);
   };
+  /** Errors reported after the operation completed (a free hook or a flush callback threw on the way). */
+  const completed = (e: unknown): boolean => e instanceof TableFreeError || (e instanceof FlushCallbackError && e.failures[0]?.callback !== 'tlbSync');
   const secureLayers = stack.layers.filter((l): l is SecureShareAllocator => typeof (l as Partial<SecureShareAllocator>).reclaim === 'function');
   const driver = (what: string, f: () => void): void => {
     try {
@@ -429,7 +432,7 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
           } catch (e) {
             note(`job ${what}`, e, true);
             freeFailed(e);
-            failed = !(e instanceof TableFreeError);
+            failed = !completed(e);
           }
           driver('cleanup', () => vm!.queue.cleanup());
           if (failed && op.k === 'map') unchanged(`job ${what}`, before);
@@ -459,7 +462,7 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
           } catch (e) {
             note(what, e, true);
             freeFailed(e);
-            failed = !(e instanceof TableFreeError);
+            failed = !completed(e);
           }
           if (failed) unchanged(what, before);
         }

@@ -94,12 +94,12 @@ describe('the fault matrix checks what it claims', () => {
     expect(Object.keys(r.errors)).toEqual(['AllocatorMisuseError']);
   });
 
-  it('a leak, a raw error and a changed tree on a failed call are each reported (the TLB walk flush that throws mid-unmap)', () => {
+  it('a TLB walk flush that throws mid-unmap: FlushCallbackError, the unmap completes, and nothing leaks (core carries on as the kernel would)', () => {
     const clean = runMatrix(cfg, 'system', null);
     expect(clean.calls.flush).toBeGreaterThan(0);
     const r = runMatrix(cfg, 'system', { kind: 'flush-throw', k: 0 });
-    expect(r.failure).toMatch(/surfaced an untyped error: InjectedFault: injected: tlbFlushWalk/);
-    expect(r.failure).toMatch(/failed but changed the translations/);
-    expect(r.failure).toMatch(/leak: system: \d+ bytes outstanding after drain/);
+    expect(r.fired).toBe('flush-throw #0');
+    expect(r.failure).toBeNull();
+    expect(r.errors).toEqual({ FlushCallbackError: 1 });
   });
 });

@@ -22,7 +22,7 @@ import {
   type TableKind,
 } from '@io-pgtable/allocator-api';
 import { hex } from '../../addr.js';
-import { IoPgtableError, TableFreeError, type TableFreeFailure } from '../../errors.js';
+import { IoPgtableError, TableFreeError, type FlushCallbackFailure, type TableFreeFailure } from '../../errors.js';
 import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
 import { completedToken, type IotlbGather } from '../../gather.js';
@@ -343,6 +343,28 @@ export class LpaeEngine {
     }
     this.liveTables--;
     this.liveBytes -= allocSize;
+  }
+
+  /** tlb_flush_walk; a throwing callback is recorded and the unmap goes on (see FlushCallbackError). */
+  private flushWalk(iova: number, size: number): void {
+    const f = this.cfg.tlb.tlbFlushWalk;
+    if (f === undefined) return;
+    try {
+      f(iova, size, this.g.granule, this.cfg.cookie);
+    } catch (error) {
+      this.callbackFailed('tlbFlushWalk', error);
+    }
+  }
+
+  /** Flush callbacks that threw since the last call (null when none). */
+  private callbackFailures: FlushCallbackFailure[] | null = null;
+  private callbackFailed(callback: FlushCallbackFailure['callback'], error: unknown): void {
+    (this.callbackFailures ??= []).push({ callback, error });
+  }
+  takeCallbackFailures(): FlushCallbackFailure[] | null {
+    const f = this.callbackFailures;
+    this.callbackFailures = null;
+    return f;
   }
 
   /** Free hooks that threw since the last call (null when none). */
@@ -692,7 +714,7 @@ export class LpaeEngine {
           if ((lo | hi) === 0) break;
           if ((lo & PTE_TYPE_MASK) !== leaf) {
             this.clear(table, idx + i, 1);
-            this.cfg.tlb.tlbFlushWalk?.(r.iova + i * bs, bs, g.granule, this.cfg.cookie);
+            this.flushWalk(r.iova + i * bs, bs);
             flush ??= this.cfg.flush.tokenFor(r.gather);
             this.freeTable(level + 1, pteToPaddr(lo, hi, g.granule), flush);
           }
@@ -707,7 +729,13 @@ export class LpaeEngine {
           const addPage = this.cfg.tlb.tlbAddPage;
           if (addPage !== undefined) {
             const cookie = this.cfg.cookie;
-            for (let j = 0, iova = r.iova; j < i; j++, iova += bs) addPage(gather, iova, bs, cookie);
+            for (let j = 0, iova = r.iova; j < i; j++, iova += bs) {
+              try {
+                addPage(gather, iova, bs, cookie);
+              } catch (error) {
+                this.callbackFailed('tlbAddPage', error);
+              }
+            }
           }
         }
         return i * bs;
@@ -915,7 +943,11 @@ export class LpaeEngine {
   /** Teardown: tlb_flush_all, then free every table post-order, PGD last, under `gather`'s flush. */
   destroy(gather: IotlbGather | null): void {
     this.mem.tables--;
-    this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
+    try {
+      this.cfg.tlb.tlbFlushAll?.(this.cfg.cookie);
+    } catch (error) {
+      this.callbackFailed('tlbFlushAll', error);
+    }
     this.freeTable(this.g.startLevel, this.pgd, this.cfg.flush.tokenFor(gather));
   }
 }
