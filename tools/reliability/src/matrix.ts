@@ -19,7 +19,7 @@
  *    tracks no page outside a quarantined block (no page is still donated or shared).
  */
 import { AccountingError, AllocatorFaultError, AllocatorMisuseError, COMPLETED_FLUSH, assertAccounting, drainAll, type AllocCtx, type FreeCtx, type Paddr, type TableAllocator } from '@io-pgtable/allocator-api';
-import { FlushCallbackError, IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
+import { FlushCallbackError, IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, mulberry32, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
 import { BindError, PrepareFailure, type BindOp } from '@io-pgtable/reservation';
 import type { SecureShareAllocator } from '@io-pgtable/secure-share';
 import { createBindVm, type BindVm } from './bind.js';
@@ -191,17 +191,8 @@ export type WorkOp =
   | { k: 'reclaim' }
   | { k: 'drain' };
 
-/** mulberry32: a small seeded generator, so every run of a cell sees the same workload. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** A small seeded generator (core's mulberry32), so every run of a cell sees the same workload. */
+export const rng = mulberry32;
 
 /**
  * `length` operations over a few PGD windows: maps of 1-3 pages of every usable size below

@@ -194,26 +194,10 @@ export function makeFaultOnlyStack(name: FaultOnlyStackName, opts: StackOptions 
       return layered(name, opts, (s, extra) => [secure(s, opts, extra, 'share', 1, 0)]);
     case 'reservation-over-pool':
       // The CLI's reserve-per-op: a reservation per job over a page pool, default free policy.
-      return layered(
-        name,
-        opts,
-        (s) => {
-          const p = withPagePool(s, { highWatermark: 8 });
-          return [p, withReservation(p, {})];
-        },
-        { strategy: 'per-op', admission: createAdmission({ limit: 64 }) },
-      );
+      return layered(name, opts, reservationOverPool, { strategy: 'per-op', admission: createAdmission({ limit: 64 }) });
     case 'reservation-merged-over-pool':
       // The CLI's reserve-merged: the job's tables counted once over its merged ops (union).
-      return layered(
-        name,
-        opts,
-        (s) => {
-          const p = withPagePool(s, { highWatermark: 8 });
-          return [p, withReservation(p, {})];
-        },
-        { strategy: 'union', admission: createAdmission({ limit: 64 }) },
-      );
+      return layered(name, opts, reservationOverPool, { strategy: 'union', admission: createAdmission({ limit: 64 }) });
     case 'batched-partial':
       // The CLI's batched: 16 pages a refill, a short refill keeps what it got.
       return layered(name, opts, (s) => [withBatching(s, { batch: 16, mode: 'partial' })]);
@@ -292,4 +276,10 @@ export function assertStackEmpty(stack: Stack): string | null {
     quarantined += s.quarantined;
   }
   return null;
+}
+
+/** A reservation over a small page pool: the layers of both reserve stacks (they differ in how a job is counted). */
+function reservationOverPool(s: TableAllocator): TableAllocator[] {
+  const p = withPagePool(s, { highWatermark: 8 });
+  return [p, withReservation(p, {})];
 }

@@ -444,10 +444,8 @@ export class LpaeEngine {
     let slot = PhysMemory.wordIndex(pgdAt);
     // Pages (not blocks) may start at the last-level table the walk cache knows.
     const wc = r.pgsize === g.granule ? this.walkCache() : null;
-    const tagLo = (ilo >>> this.tagShift) | (ihi << (32 - this.tagShift));
-    const tagHi = ihi >>> this.tagShift;
     if (wc !== null) {
-      const h = wc.find(tagLo, tagHi);
+      const h = this.cachedLeafTable(wc, ilo, ihi);
       if (h >= 0) {
         level = 3;
         table = wc.tableHi[h]! * TWO_32 + (wc.tableLo[h]! >>> 0);
@@ -506,7 +504,7 @@ export class LpaeEngine {
       table = kHi * TWO_32 + (tLo >>> 0);
       idx = this.index(ilo, ihi, level);
       const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
-      if (level === 3 && wc !== null) wc.put(tagLo, tagHi, kHi, kLo, base, table);
+      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base, table);
       slot = base + 2 * idx;
     }
   }
@@ -673,9 +671,7 @@ export class LpaeEngine {
   unmap(r: UnmapRequest): number {
     const wc = r.pgsize === this.g.granule ? this.walkCache() : null;
     if (wc !== null) {
-      const ilo = r.i52 | 0;
-      const ihi = (r.i52 / TWO_32) | 0;
-      const h = wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
+      const h = this.cachedLeafTable(wc, r.i52 | 0, (r.i52 / TWO_32) | 0);
       if (h >= 0) return this.unmapAt(r, 3, wc.tableHi[h]!, wc.tableLo[h]!);
     }
     return this.unmapAt(r, this.g.startLevel, (this.pgd / TWO_32) | 0, this.pgd | 0);
@@ -767,6 +763,15 @@ export class LpaeEngine {
 
   // ---- walks ----------------------------------------------------------------------
 
+  /** The walk cache's slot for the last-level table of the IOVA (ilo, ihi), or -1 (tag: the IOVA bits above that table). */
+  private cachedLeafTable(wc: WalkCache, ilo: number, ihi: number): number {
+    return wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
+  }
+
+  private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number, table: number): void {
+    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, table);
+  }
+
   /** The walk cache if it may be used now (see walk-cache.ts), emptied if memory was written since it was filled. */
   private walkCache(): WalkCache | null {
     const m = this.mem;
@@ -797,10 +802,8 @@ export class LpaeEngine {
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
     const wc = this.walkCache();
-    const tagLo = (ilo >>> this.tagShift) | (ihi << (32 - this.tagShift));
-    const tagHi = ihi >>> this.tagShift;
     if (wc !== null) {
-      const h = wc.find(tagLo, tagHi);
+      const h = this.cachedLeafTable(wc, ilo, ihi);
       if (h >= 0) {
         level = 3;
         kHi = wc.kHi[h]!;
@@ -824,7 +827,7 @@ export class LpaeEngine {
       kHi = pteAddrHi(lo, hi, this.big);
       kLo = tLo >>> CHUNK_SHIFT;
       const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
-      if (level === 3 && wc !== null) wc.put(tagLo, tagHi, kHi, kLo, base, kHi * TWO_32 + (tLo >>> 0));
+      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base, kHi * TWO_32 + (tLo >>> 0));
       slot = base + 2 * this.index(ilo, ihi, level);
     }
   }
