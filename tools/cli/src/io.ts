@@ -93,7 +93,7 @@ const FS_REASONS: Readonly<Record<string, string>> = Object.freeze({
   ENAMETOOLONG: 'name too long',
   ELOOP: 'too many symbolic links',
   EIO: 'input/output error',
-  ENXIO: 'a socket or device that cannot be opened',
+  ENXIO: 'no such device or address: a FIFO nobody reads, or a socket',
   EAGAIN: 'no data ready on a non-blocking input',
 });
 
@@ -366,8 +366,35 @@ export function readTextFileSync(abs: string, shown: string, maxBytes: number, w
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
+/**
+ * An output path that is an existing device, FIFO or socket (`-o /dev/null`, `/dev/stdout`,
+ * a named pipe) opened for writing, else null. Such a path is written in place: renaming a
+ * temporary over it would replace the device node with a regular file (as root, /dev/null
+ * itself). A FIFO nobody reads is an error (ENXIO), not a wait that never ends.
+ */
+function openSpecialForWrite(abs: string): number | null {
+  let st;
+  try {
+    st = statSync(abs);
+  } catch {
+    return null;
+  }
+  if (st.isFile() || st.isDirectory()) return null;
+  if (st.isFIFO()) closeSync(openSync(abs, fsc.O_WRONLY | fsc.O_NONBLOCK)); // ENXIO without a reader
+  return openSync(abs, 'w');
+}
+
 /** Write a whole file through a temporary renamed into place: a failure leaves neither a partial file nor a replaced one. */
 export function writeFileAtomic(abs: string, text: string): void {
+  const fd = openSpecialForWrite(abs);
+  if (fd !== null) {
+    try {
+      writeFileSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
   const tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, text, { flag: 'wx' });
@@ -391,7 +418,7 @@ export function requirePipedStdin(io: Io, what: string, cmd: string): void {
  * `commit()`: a failed command leaves no partial file behind (and no old file replaced).
  */
 export class AtomicOutput {
-  private readonly tmp: string;
+  private readonly tmp: string | null;
   private readonly stream: WriteStream;
   private failure: NodeJS.ErrnoException | undefined;
 
@@ -406,8 +433,15 @@ export class AtomicOutput {
       /* a new file */
     }
     if (st?.isDirectory()) throw new CliError('cannot write: EISDIR (is a directory)', EXIT_USAGE, shown);
-    this.tmp = join(dirname(abs), `.${basename(abs)}.${process.pid}.tmp`);
-    this.stream = createWriteStream(this.tmp, { flags: 'wx' });
+    let fd: number | null;
+    try {
+      fd = openSpecialForWrite(abs);
+    } catch (e) {
+      throw isFsError(e) ? fsError(e, shown, 'write') : e;
+    }
+    // A device or FIFO is written in place (nothing to rename; it cannot be taken back).
+    this.tmp = fd !== null ? null : join(dirname(abs), `.${basename(abs)}.${process.pid}.tmp`);
+    this.stream = fd !== null ? createWriteStream('', { fd }) : createWriteStream(this.tmp!, { flags: 'wx' });
     this.stream.on('error', (e: NodeJS.ErrnoException) => {
       this.failure ??= e;
     });
@@ -436,8 +470,15 @@ export class AtomicOutput {
 
   /** Flush, then move the file into place. */
   async commit(): Promise<void> {
-    await new Promise<void>((resolve) => this.stream.end(resolve));
+    // The error of the last write may reach end()'s callback before the 'error' listener.
+    await new Promise<void>((resolve) =>
+      this.stream.end((e?: Error | null) => {
+        if (e) this.failure ??= e as NodeJS.ErrnoException;
+        resolve();
+      }),
+    );
     this.check();
+    if (this.tmp === null) return;
     try {
       renameSync(this.tmp, this.abs);
     } catch (e) {
@@ -449,6 +490,7 @@ export class AtomicOutput {
   /** Drop the temporary (after a failure). */
   abort(): void {
     this.stream.destroy();
+    if (this.tmp === null) return;
     try {
       rmSync(this.tmp, { force: true });
     } catch {

@@ -5,7 +5,7 @@
  * fails (bad input, an unreadable file, an internal error) gets its own error line and
  * the others still run; a summary line says what happened to each.
  */
-import { closeSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TraceError, compareResults, replayStream } from '@io-pgtable/core';
 import { flag, str, type Command } from '../command.js';
@@ -124,7 +124,12 @@ class LineFile {
   private eof = false;
 
   constructor(path: string) {
-    this.fd = openSync(path, 'r');
+    // Non-blocking open, then only a regular file: a FIFO beside the trace must not hang --check.
+    this.fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
+    if (!fstatSync(this.fd).isFile()) {
+      closeSync(this.fd);
+      throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    }
   }
 
   next(): string | null {

@@ -12,7 +12,7 @@ export function parseShard(v: string | undefined): Shard | undefined {
   const m = /^(\d{1,4})\/(\d{1,4})$/.exec(v);
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index < 1 || index > count) throw new CliError(`--shard: ${JSON.stringify(v.slice(0, 40))} is not i/n with 1 <= i <= n (e.g. 1/2)`, EXIT_USAGE);
+  if (!m || count < 1 || index < 1 || index > count) throw new CliError(`--shard: ${JSON.stringify(v.slice(0, 40))} is not i/n with 1 <= i <= n <= 9999 (e.g. 1/2)`, EXIT_USAGE);
   return { index, count };
 }
 

@@ -8,9 +8,15 @@
  * `COVERAGE` below is checked against the whole catalogue: a command x class pair without
  * a case fails the test, unless it is listed in `NOT_APPLICABLE` with the reason.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { minimalData } from './cli-main.js';
-import type { CliCase, IssueClass } from './types.js';
+import type { Case, CheckCase, CliCase, IssueClass } from './types.js';
+
+const cliBin = (): string => fileURLToPath(new URL('../../../cli/dist/bin.js', import.meta.url));
 
 export const CLI_COMMANDS = ['replay', 'simulate', 'bench', 'report', 'worst-case', 'import-ftrace', 'compare'] as const;
 export type CliCommand = (typeof CLI_COMMANDS)[number];
@@ -252,6 +258,13 @@ const u64: CliCase[] = [
   ]),
   ...matrixTrace('u64-above-2p53', 'trace-iova', 'a trace mapping at iova 2^53', trace(MAP_OP.replace('"iova":"0x1000"', '"iova":"0x20000000000000"')), /cap\.txt:2: map: iova 0x20000000000000 \+ size 0x1000 reaches 2\^53 or above/),
   ...matrixTrace('u64-above-2p53', 'trace-paddr', 'a trace mapping paddr 2^64 - 4 KiB', trace(MAP_OP.replace('"paddr":"0x2000"', '"paddr":"0xfffffffffffff000"')), /cap\.txt:2: map: paddr 0xfffffffffffff000 \+ size 0x1000 reaches 2\^53 or above/),
+  replayText('u64-above-2p53', 'alloc-limit', 'replay of allocLimit 2^64 - 1', `${HDR.replace('}', ',"allocLimit":"0xffffffffffffffff"}')}\n`, /:1: bad-trace: allocBase 0x80000000 with allocLimit 0xffffffffffffffff reaches past 2\^53/),
+  ...MATRIX_CMDS.map((cmd) =>
+    bad(cmd, 'u64-above-2p53', 'shard', `${cmd} --shard (2^53 + 1)/(2^53 + 3)`, [cmd, ...FAST, '--shard', `${P53}/9007199254740995`, ...(cmd === 'compare' ? ['--out-dir', '{tmp}/r'] : [])], /--shard: "9007199254740993\/9007199254740995" is not i\/n with 1 <= i <= n <= 9999/, { absent: matrixAbsent(cmd) }),
+  ),
+  bad('worst-case', 'u64-above-2p53', 'paddr', 'worst-case --exact-page-sizes --range with paddr 2^53', ['worst-case', '--exact-page-sizes', '--range', '0+4K=0x20000000000000'], /--range #1 paddr: "0x20000000000000" is too large: worst-case counts addresses and sizes below 2\^53/),
+  bad('worst-case', 'u64-above-2p53', 'pgsize', 'worst-case --range with @PGSIZE 2^53', ['worst-case', '--range', '0+4K@0x20000000000000'], /--range #1 pgsize: "0x20000000000000" is too large/),
+  importText('u64-above-2p53', 'unmap-size', 'import-ftrace of an unmap of size 2^64 - 1', '  a-1 [000] ..... 1.0: unmap: IOMMU: iova=0x0000000000001000 size=18446744073709551615 unmapped_size=4096\n', /cap\.txt:1: iova 0x1000 \+ size 0xffffffffffffffff wraps past 2\^64\n$/),
   reportText('u64-above-2p53', 'count', 'report of a data.json whose peakPages is 2^53 + 1', DATA.replace('"peakPages":2', `"peakPages":${P53}`), /\$\.results\[0\]\.peakPages: at or above 2\^53, which a JSON number cannot hold exactly/),
   reportText('u64-above-2p53', 'seed', 'report of a data.json whose seed is 2^64', DATA.replace('"seed":1', '"seed":18446744073709551616'), /\$\.config\.seed: at or above 2\^53/),
   bad('worst-case', 'u64-above-2p53', 'iova', 'worst-case --range at iova 2^53', ['worst-case', '--range', '0x20000000000000+4K'], /--range #1 iova: "0x20000000000000" is too large: worst-case counts addresses and sizes below 2\^53/),
@@ -303,6 +316,23 @@ const fsErrors: CliCase[] = [
   importText('fs-error', 'dev-zero', 'import-ftrace of /dev/zero (must not fill memory)', '', /\/dev\/zero:1: NUL byte: not a text file\n$/, { args: ['import-ftrace', '/dev/zero', '-o', '{tmp}/out.trace.jsonl'], maxRssMiB: 200 }),
   importText('fs-error', 'unreadable', 'import-ftrace of /proc/self/mem (read gives EIO)', '', /\/proc\/self\/mem: cannot read: EIO/, { args: ['import-ftrace', '/proc/self/mem', '-o', '{tmp}/out.trace.jsonl'] }),
   bad('import-ftrace', 'fs-error', 'out-proc', 'import-ftrace -o under /proc', ['import-ftrace', '{tmp}/cap.txt', '-o', '/proc/iopgt.trace.jsonl'], /\/proc\/iopgt\.trace\.jsonl: cannot write: E[A-Z]+/, { files: { 'cap.txt': CAPTURE } }),
+  // A device node or FIFO as the output is written in place, never replaced by a renamed file.
+  bad('import-ftrace', 'fs-error', 'out-dev-full', 'import-ftrace -o a full device (a /dev/full node)', ['import-ftrace', '{tmp}/cap.txt', '-o', '{tmp}/full'], /^io-pgtable import-ftrace: \{tmp\}\/full: cannot write: ENOSPC \(no space left on device\)\n$/, { files: { 'cap.txt': CAPTURE }, setup: (tmp) => void execFileSync('mknod', [`${tmp}/full`, 'c', '1', '7']) }),
+  bad('import-ftrace', 'fs-error', 'out-fifo', 'import-ftrace -o a FIFO nobody reads (must not hang)', ['import-ftrace', '{tmp}/cap.txt', '-o', '{tmp}/fifo'], /^io-pgtable import-ftrace: \{tmp\}\/fifo: cannot write: ENXIO/, { files: { 'cap.txt': CAPTURE }, setup: FIFO, timeoutMs: 20_000 }),
+  bad('report', 'fs-error', 'out-dev-full', 'report --out a full device (a /dev/full node)', ['report', '--in', '{tmp}/d.json', '--out', '{tmp}/full'], /^io-pgtable report: \{tmp\}\/full: cannot write: ENOSPC/, { files: { 'd.json': DATA }, setup: (tmp) => void execFileSync('mknod', [`${tmp}/full`, 'c', '1', '7']) }),
+  {
+    id: 'hostile-replay-check-expected-fifo',
+    surface: 'cli',
+    category: 'fs-error',
+    input: 'replay --check whose NAME.expected.jsonl is a FIFO nobody writes (must not hang)',
+    args: ['replay', '--check', '{tmp}/t.trace.jsonl'],
+    files: { 't.trace.jsonl': GOOD_TRACE },
+    setup: (tmp) => void execFileSync('mkfifo', [`${tmp}/t.expected.jsonl`]),
+    exit: 2,
+    match: /^\{tmp\}\/t\.expected\.jsonl: cannot read the expected output \(not a regular file\)\n$/,
+    stdout: /replay: 1 traces: 0 written, 0 matched, 0 differed, 1 failed\n$/,
+    timeoutMs: 20_000,
+  },
   bad('import-ftrace', 'fs-error', 'out-under-file', 'import-ftrace -o whose parent is a file', ['import-ftrace', '{tmp}/cap.txt', '-o', '{tmp}/f/out.trace.jsonl'], /\{tmp\}\/f\/out\.trace\.jsonl: cannot write: ENOTDIR/, { files: { 'cap.txt': CAPTURE, f: 'x' } }),
 ];
 
@@ -431,4 +461,22 @@ const stdoutClosed: CliCase[] = CLI_COMMANDS.map((cmd): CliCase => {
   return { id: `hostile-${cmd}-stdout-closed`, surface: 'cli', category: 'stdout-closed', input: `${cmd} | head -c 1 (the reader closes stdout early)`, args, files, exit: 0, match: /^$/, closeStdoutAfter: 1, stdout: STACK_TRACE_FREE };
 });
 
-export const CASES: readonly CliCase[] = [...usage, ...protoNames, ...deepJson, ...hugeValue, ...u64, ...fsErrors, ...partial, ...wrongShape, ...emptyInput, ...textEncoding, ...boundedMemory, ...stdoutClosed];
+/** `-o` a device node: written through, and still the device afterwards (a rename would have replaced it). */
+const deviceOutput: CheckCase = {
+  id: 'hostile-import-ftrace-out-device-kept',
+  surface: 'check',
+  category: 'fs-error',
+  where: 'cli: `import-ftrace`',
+  input: 'import-ftrace -o a null device node (as /dev/null), run as root',
+  expected: 'exit 0, and the path is still a character device (not a regular file renamed over it)',
+  run() {
+    const tmp = mkdtempSync(join(tmpdir(), 'iopgt-dev-'));
+    writeFileSync(join(tmp, 'cap.txt'), CAPTURE);
+    execFileSync('mknod', [join(tmp, 'null'), 'c', '1', '3']);
+    const r = spawnSync(process.execPath, [cliBin(), 'import-ftrace', join(tmp, 'cap.txt'), '-o', join(tmp, 'null')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`import-ftrace exited ${r.status}: ${r.stderr}`);
+    if (!statSync(join(tmp, 'null')).isCharacterDevice()) throw new Error('the device node was replaced by a regular file');
+  },
+};
+
+export const CASES: readonly Case[] = [deviceOutput, ...usage, ...protoNames, ...deepJson, ...hugeValue, ...u64, ...fsErrors, ...partial, ...wrongShape, ...emptyInput, ...textEncoding, ...boundedMemory, ...stdoutClosed];
