@@ -161,8 +161,22 @@ export interface AllocatorStats {
   readonly backingCalls: number;
 }
 
+/**
+ * What an allocator is about to do with memory, for {@link PhysMemoryAccess.checkAccess}.
+ * `release`: a freed page is about to be reused by the host (a pool keeps it, a layer
+ * gives it to the one below); a page still assigned away from the host must be refused.
+ */
+export type MemoryAccessKind = 'write' | 'zero' | 'clean' | 'read' | 'release';
+
 /** Byte-level access to the simulated physical memory an allocator's pages live in. */
 export interface PhysMemoryAccess {
+  /**
+   * Run the memory's access control for an access the caller is about to make, without
+   * making it; throws what the access control throws (secure-share: AccessViolationError).
+   * A plugin that takes a freed page back for reuse calls it with `release` before it
+   * changes any state. Optional: a memory without access control need not have it.
+   */
+  checkAccess?(kind: MemoryAccessKind, paddr: Paddr, size: number, who: 'allocator'): void;
   /** Fill `[paddr, paddr + size)` with zeroes. */
   zero(paddr: Paddr, size: number): void;
   /** True if every byte of `[paddr, paddr + size)` is zero. */

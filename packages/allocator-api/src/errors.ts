@@ -84,3 +84,18 @@ export class AccountingError extends Error {
     super(`${prefix(allocator)} accounting: ${message}`);
   }
 }
+
+/**
+ * An error thrown by the layer below, as the caller of `allocator` sees it: the project's
+ * typed errors (every one starts `[iopgt] [source]`) pass through; anything else becomes an
+ * {@link AllocatorFaultError} (`no-throw`) naming `allocator` and `call`, with the
+ * original as `cause` and its message capped.
+ */
+export function asAllocatorError(e: unknown, allocator: string, call: string): Error {
+  if (e instanceof AllocatorFaultError || e instanceof AllocatorMisuseError || e instanceof AccountingError) return e;
+  if (e instanceof Error && typeof e.message === 'string' && e.message.startsWith('[iopgt] [')) return e;
+  const why = e instanceof Error && typeof e.message === 'string' ? e.message : typeof e === 'string' ? e : typeof e;
+  const err = new AllocatorFaultError(allocator, 'no-throw', `${call} threw: ${why.length > 200 ? `${why.slice(0, 200)}... (${why.length} chars)` : why}`);
+  Object.defineProperty(err, 'cause', { value: e, configurable: true, writable: true });
+  return err;
+}

@@ -9,6 +9,7 @@ export type {
   AllocatorCaps,
   AllocatorStats,
   Paddr,
+  MemoryAccessKind,
   PhysMemoryAccess,
   TableAllocator,
   ZeroPolicy,
@@ -22,7 +23,7 @@ export {
   isPowerOfTwo,
 } from './allocator.js';
 export type { AllocatorRule, Errno } from './errors.js';
-export { AccountingError, AllocatorFaultError, AllocatorMisuseError, ERRNO_VALUE } from './errors.js';
+export { AccountingError, AllocatorFaultError, AllocatorMisuseError, ERRNO_VALUE, asAllocatorError } from './errors.js';
 export { EMPTY_STATS, accountedBytes, assertAccounting, drainAll, stackLayers } from './accounting.js';
 export type { PluginParts } from './plugin.js';
 export { definePlugin } from './plugin.js';

@@ -1,5 +1,6 @@
 import {
   PendingFrees,
+  asAllocatorError,
   assertTableSize,
   definePlugin,
   flushedCtx,
@@ -21,6 +22,8 @@ import type { PagePool, PagePoolCounters, PagePoolOptions } from './types.js';
 const LIVE = 1;
 const PENDING = 2;
 const IDLE = 3;
+/** Could not be recycled or given back (its scrub or the inner free failed): never reused, retried by drain. */
+const STUCK = 0;
 const STATE_MASK = 3;
 
 /** What `refill()` asks the backing allocator with by default: a blocking lower-table allocation. */
@@ -79,6 +82,9 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   let liveTables = 0;
   let cachedBytes = 0;
   let cachedPages = 0;
+  /** Pages that could not be scrubbed or given back: accounted as quarantined, retried by drain. */
+  const stuck = new Map<Paddr, number>();
+  let stuckBytes = 0;
   let backingCalls = 0;
   let hits = 0;
   let misses = 0;
@@ -86,6 +92,12 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   let peakCachedPages = 0;
   let peakCachedBytes = 0;
   let pagesReturned = 0;
+
+  /** Throw what a loop collected: the error itself, or all of them together. */
+  function raise(errors: readonly unknown[]): void {
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `[iopgt] [${name}] ${errors.length} operations failed; every page is still accounted (see stats())`);
+  }
 
   function stackFor(size: number): Paddr[] {
     let s = idle.get(size);
@@ -109,32 +121,63 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
    * Give `count` pages from the bottom (coldest end) of `stack` back to `inner`. Idle
    * pages already had their covering flush, so they go down under a completed one.
    */
-  function release(stack: Paddr[], size: number, count: number): number {
+  function release(stack: Paddr[], size: number, count: number, errors: unknown[]): number {
     if (count <= 0) return 0;
     const gone = stack.splice(0, count);
+    const kept: Paddr[] = [];
     for (let i = 0; i < gone.length; i++) {
       const p = gone[i]!;
-      owned.delete(p);
+      // Forgotten only once `inner` took it: a throwing free leaves the page idle here.
+      if (!giveDown(p, size, undefined, errors)) {
+        kept.push(p);
+        continue;
+      }
       cachedBytes -= size;
       cachedPages--;
-      outstanding -= size;
-      pagesReturned++;
-      inner.free(p, size, flushedCtx(undefined));
     }
-    return gone.length;
+    // Back at the cold end, in their order: the next trim, shrink or drain retries them.
+    if (kept.length > 0) stack.unshift(...kept);
+    return gone.length - kept.length;
+  }
+
+  /** `inner.free` under a completed flush; true once `inner` took the page (then forgotten here), false (error collected) if it threw. */
+  function giveDown(p: Paddr, size: number, ctx: FreeCtx | undefined, errors: unknown[]): boolean {
+    try {
+      inner.free(p, size, flushedCtx(ctx));
+    } catch (e) {
+      errors.push(asAllocatorError(e, name, `inner free of 0x${p.toString(16)}`));
+      return false;
+    }
+    owned.delete(p);
+    outstanding -= size;
+    pagesReturned++;
+    return true;
+  }
+
+  function toStuck(p: Paddr, size: number): void {
+    owned.set(p, size | STUCK);
+    stuck.set(p, size);
+    stuckBytes += size;
   }
 
   /** A freed page whose covering flush has completed: idle in the pool, or back to `inner` above the high watermark. */
-  function recycle(p: Paddr, size: number, ctx: FreeCtx | undefined): void {
+  function recycle(p: Paddr, size: number, ctx: FreeCtx | undefined, errors: unknown[]): void {
     const stack = stackFor(size);
     if (stack.length < high) {
-      if (!zeroOnAlloc) memory.zero(p, size);
+      if (!zeroOnAlloc) {
+        try {
+          memory.zero(p, size);
+        } catch (e) {
+          // The host could not scrub it (it was assigned away meanwhile): never reuse it.
+          toStuck(p, size);
+          errors.push(e);
+          return;
+        }
+      }
       pushIdle(stack, p, size);
-    } else {
-      owned.delete(p);
-      outstanding -= size;
-      pagesReturned++;
-      inner.free(p, size, flushedCtx(ctx));
+    } else if (!giveDown(p, size, ctx, errors)) {
+      // Kept idle above the high mark: the next trim retries it.
+      pushIdle(stack, p, size);
     }
   }
 
@@ -143,8 +186,20 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       const stack = idle.get(size);
       if (stack !== undefined && stack.length > 0) {
-        const p = stack.pop()!;
-        if (zeroOnAlloc) memory.zero(p, size);
+        const p = stack[stack.length - 1]!;
+        if (zeroOnAlloc) {
+          try {
+            memory.zero(p, size);
+          } catch (e) {
+            // Assigned away while idle: take it out of reuse, keep it accounted, report it.
+            stack.pop();
+            cachedBytes -= size;
+            cachedPages--;
+            toStuck(p, size);
+            throw e;
+          }
+        }
+        stack.pop();
         owned.set(p, size | LIVE);
         cachedBytes -= size;
         cachedPages--;
@@ -156,7 +211,12 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       assertTableSize(name, size, maxSize);
       misses++;
       backingCalls++;
-      const p = inner.alloc(size, ctx);
+      let p: Paddr | null;
+      try {
+        p = inner.alloc(size, ctx);
+      } catch (e) {
+        throw asAllocatorError(e, name, `inner alloc(${size})`);
+      }
       if (p === null) return null;
       owned.set(p, size | LIVE);
       outstanding += size;
@@ -167,15 +227,20 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       const v = owned.get(paddr);
       if (v === undefined) throw notLiveError(name, paddr, size, false);
-      if ((v & STATE_MASK) !== LIVE) throw notLiveError(name, paddr, size, (v & STATE_MASK) === PENDING ? 'waiting for a flush' : 'idle in the pool');
+      if ((v & STATE_MASK) !== LIVE) throw notLiveError(name, paddr, size, (v & STATE_MASK) === PENDING ? 'waiting for a flush' : (v & STATE_MASK) === IDLE ? 'idle in the pool' : 'quarantined');
       const allocated = v - LIVE;
       if (!isFreeSize(size, allocated)) throw freeSizeError(name, paddr, size, allocated);
+      // The page goes back to the host for reuse: refused (state unchanged) while it is
+      // still assigned away from the host, as the system allocator refuses it.
+      memory.checkAccess?.('release', paddr, allocated, 'allocator');
       liveBytes -= allocated;
       liveTables--;
       if (isFlushed(ctx)) {
         // The walk cache already forgot it (synchronous flush before the free).
-        recycle(paddr, allocated, ctx);
+        const errors: unknown[] = [];
+        recycle(paddr, allocated, ctx, errors);
         notePeak();
+        raise(errors);
         return;
       }
       owned.set(paddr, allocated | PENDING);
@@ -183,7 +248,9 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     },
     flushDone(token?: FlushToken): void {
       // The pages this flush covers are now unreachable by the walker: recycle or return them.
-      if (pending.release(token, recycle) > 0) notePeak();
+      const errors: unknown[] = [];
+      if (pending.release(token, (p, size, c) => recycle(p, size, c, errors)) > 0) notePeak();
+      raise(errors);
     },
     stats(): AllocatorStats {
       return {
@@ -192,7 +259,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
         cached: cachedBytes,
         reserved: 0,
         pendingFlush: pending.bytes,
-        quarantined: 0,
+        quarantined: stuckBytes,
         liveTables,
         backingCalls,
       };
@@ -210,7 +277,14 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
         const stack = stackFor(size);
         while (stack.length < high) {
           backingCalls++;
-          const p = inner.alloc(size, ctx);
+          let p: Paddr | null;
+          try {
+            p = inner.alloc(size, ctx);
+          } catch (e) {
+            // What was added so far stays, accounted as idle.
+            notePeak();
+            throw asAllocatorError(e, name, `inner alloc(${size}) in refill`);
+          }
           if (p === null) {
             notePeak();
             return added;
@@ -225,8 +299,10 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       return added;
     },
     trim(): number {
+      const errors: unknown[] = [];
       let n = 0;
-      for (const [size, stack] of idle) n += release(stack, size, stack.length - high);
+      for (const [size, stack] of idle) n += release(stack, size, stack.length - high, errors);
+      raise(errors);
       return n;
     },
     setWatermarks(lowWatermark: number, highWatermark: number): number {
@@ -235,16 +311,33 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     },
     shrink(maxPages = Infinity): number {
       if (!(maxPages >= 0)) throw new RangeError(`[iopgt] [${name}] shrink(maxPages) needs a non-negative count, got ${maxPages}`);
+      const errors: unknown[] = [];
       let n = 0;
       for (const [size, stack] of idle) {
         if (n >= maxPages) break;
-        n += release(stack, size, Math.min(stack.length, maxPages - n));
+        n += release(stack, size, Math.min(stack.length, maxPages - n), errors);
       }
+      raise(errors);
       return n;
     },
     drain(): void {
-      pool.shrink();
-      inner.drain?.();
+      const errors: unknown[] = [];
+      // Stuck pages first: the one below refuses them again while they are still assigned away.
+      for (const [p, size] of [...stuck]) {
+        if (!giveDown(p, size, undefined, errors)) continue;
+        stuck.delete(p);
+        stuckBytes -= size;
+      }
+      try {
+        pool.shrink();
+      } catch (e) {
+        errors.push(...(e instanceof AggregateError ? e.errors : [e]));
+      }
+      try {
+        inner.drain?.();
+      } finally {
+        raise(errors);
+      }
     },
     idlePages: (size: number): number => idle.get(size)?.length ?? 0,
     counters: (): PagePoolCounters => ({
