@@ -1,5 +1,6 @@
 import {
   PendingFrees,
+  asAllocatorError,
   TableLedger,
   assertTableSize,
   definePlugin,
@@ -109,6 +110,28 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
   let lastRefillCount = 0;
   let releaseBatches = 0;
   let innerFreeCalls = 0;
+  /** Flushed frees whose inner free threw: still held (cached), retried by the next flushDone or drain. */
+  let returning: Array<[Paddr, number]> = [];
+  let returningBytes = 0;
+  const memory = inner.memory;
+
+  /** Throw what a loop collected: the error itself, or all of them together. */
+  function raise(errors: readonly unknown[]): void {
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `[iopgt] [${name}] ${errors.length} operations failed; every page is still accounted (see stats())`);
+  }
+
+  /** `inner.free` under a completed flush; true once `inner` took the page, false (error collected) if it threw. */
+  function freeDown(p: Paddr, size: number, ctx: FreeCtx | undefined, errors: unknown[]): boolean {
+    innerFreeCalls++;
+    try {
+      inner.free(p, size, flushedCtx(ctx));
+      return true;
+    } catch (e) {
+      errors.push(asAllocatorError(e, name, `inner free of 0x${p.toString(16)}`));
+      return false;
+    }
+  }
 
   const checkSize = (size: number): void => assertTableSize(name, size, maxSize);
 
@@ -118,23 +141,33 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     if (stack === undefined) held.set(size, (stack = []));
     // Pages go straight onto the held stack; a short all-or-nothing batch pops them off again.
     const base = stack.length;
+    let threw: Error | null = null;
     for (let i = 0; i < batch; i++) {
       innerAllocCalls++;
-      const p = inner.alloc(size, ctx);
+      let p: Paddr | null;
+      try {
+        p = inner.alloc(size, ctx);
+      } catch (e) {
+        // A throwing backing is a short batch, reported typed once the batch is settled.
+        threw = asAllocatorError(e, name, `inner alloc(${size})`);
+        break;
+      }
       if (p === null) break;
       stack.push(p);
     }
     let n = stack.length - base;
+    const errors: unknown[] = threw === null ? [] : [threw];
     if (n < batch) {
       shortBatches++;
       if (allOrNothing) {
         // Never linked into a table, so nothing can walk them: they go down under a completed flush.
-        for (let i = 0; i < n; i++) {
-          innerFreeCalls++;
-          pagesReleasedOnFailure++;
-          inner.free(stack.pop()!, size, flushedCtx(undefined));
+        // A page the backing refuses back stays held (accounted) rather than lost.
+        const got = stack.splice(base, n);
+        for (const p of got) {
+          if (freeDown(p, size, undefined, errors)) pagesReleasedOnFailure++;
+          else stack.push(p);
         }
-        n = 0;
+        n = stack.length - base;
       }
     }
     outstanding += n * size;
@@ -142,28 +175,45 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     heldCount += n;
     pagesObtained += n;
     lastRefillCount = n;
+    raise(errors);
     return n;
   }
 
   /** Held pages were never linked into a table: nothing can walk them, so they go down under a completed flush. */
-  function releaseHeld(): void {
+  function releaseHeld(errors: unknown[]): void {
     for (const [size, stack] of held) {
-      for (let i = 0; i < stack.length; i++) {
-        innerFreeCalls++;
-        inner.free(stack[i]!, size, flushedCtx(undefined));
+      const kept: Paddr[] = [];
+      for (const p of stack) {
+        if (!freeDown(p, size, undefined, errors)) {
+          kept.push(p);
+          continue;
+        }
+        outstanding -= size;
+        heldBytes -= size;
+        heldCount--;
       }
-      outstanding -= stack.length * size;
-      heldBytes -= stack.length * size;
-      heldCount -= stack.length;
       stack.length = 0;
+      stack.push(...kept);
     }
   }
 
-  /** A freed table whose covering flush completed: down to `inner` with its (done) ctx. */
-  function giveBack(p: Paddr, size: number, ctx: FreeCtx | undefined): void {
-    innerFreeCalls++;
-    outstanding -= size;
-    inner.free(p, size, flushedCtx(ctx));
+  /** A freed table whose covering flush completed: down to `inner` with its (done) ctx; kept (cached) for a retry if that throws. */
+  function giveBack(p: Paddr, size: number, ctx: FreeCtx | undefined, errors: unknown[]): void {
+    if (freeDown(p, size, ctx, errors)) {
+      outstanding -= size;
+      return;
+    }
+    returning.push([p, size]);
+    returningBytes += size;
+  }
+
+  /** Retry the flushed frees whose inner free threw before. */
+  function retryReturning(errors: unknown[]): void {
+    if (returning.length === 0) return;
+    const list = returning;
+    returning = [];
+    returningBytes = 0;
+    for (const [p, size] of list) giveBack(p, size, undefined, errors);
   }
 
   const base = definePlugin(inner, {
@@ -183,19 +233,29 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
     },
     free(paddr: Paddr, size: number, ctx?: FreeCtx): void {
       // Throws double-free / foreign-free / free-size, changing nothing.
-      const allocated = live.remove(paddr, size);
-      if (isFlushed(ctx)) giveBack(paddr, allocated, ctx);
-      else pending.add(paddr, allocated, ctx);
+      const allocated = live.check(paddr, size);
+      // The page goes back to the host (inner) for reuse: refused, state unchanged, while it
+      // is still assigned away from the host.
+      memory.checkAccess?.('release', paddr, allocated, 'allocator');
+      live.remove(paddr, size);
+      if (isFlushed(ctx)) {
+        const errors: unknown[] = [];
+        giveBack(paddr, allocated, ctx, errors);
+        raise(errors);
+      } else pending.add(paddr, allocated, ctx);
     },
     flushDone(token?: FlushToken): void {
+      const errors: unknown[] = [];
+      retryReturning(errors);
       // The frees this flush covers are unreachable now: release them as one batch.
-      if (pending.release(token, giveBack) > 0) releaseBatches++;
+      if (pending.release(token, (p, size, c) => giveBack(p, size, c, errors)) > 0) releaseBatches++;
+      raise(errors);
     },
     stats(): AllocatorStats {
       return {
         outstanding,
         live: live.bytes,
-        cached: heldBytes,
+        cached: heldBytes + returningBytes,
         reserved: 0,
         pendingFlush: pending.bytes,
         quarantined: 0,
@@ -211,8 +271,14 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
       return refill(size, ctx);
     },
     drain(): void {
-      releaseHeld();
-      inner.drain?.();
+      const errors: unknown[] = [];
+      retryReturning(errors);
+      releaseHeld(errors);
+      try {
+        inner.drain?.();
+      } finally {
+        raise(errors);
+      }
     },
     heldPages: (size: number): number => held.get(size)?.length ?? 0,
     counters: (): BatchedCounters => ({
