@@ -13,6 +13,8 @@ import {
   EMPTY_STATS,
   PendingFrees,
   TableLedger,
+  asAllocatorError,
+  describeValue,
   flushedCtx,
   isFlushed,
   isPowerOfTwo,
@@ -156,9 +158,9 @@ interface ResState {
 export function withReservation(backing: TableAllocator, opts: ReservationAllocatorOptions = {}): ReservationAllocator {
   const name = opts.name ?? 'reservation';
   const freePolicy = opts.freePolicy ?? 'backing';
-  if (freePolicy !== 'reservation' && freePolicy !== 'backing') throw new RangeError(`unknown free policy ${JSON.stringify(freePolicy)}`);
+  if (freePolicy !== 'reservation' && freePolicy !== 'backing') throw new RangeError(`unknown free policy ${describeValue(freePolicy)}`);
   const pageSize = opts.pageSize ?? 4096;
-  if (!isPowerOfTwo(pageSize) || pageSize < 64) throw new RangeError(`pageSize must be a power of two >= 64, got ${pageSize}`);
+  if (!isPowerOfTwo(pageSize) || pageSize < 64) throw new RangeError(`pageSize must be a power of two >= 64, got ${describeValue(pageSize)}`);
   const section = opts.section ?? new SignallingSection();
   const below = withBackingGuard(backing, section);
 
@@ -201,16 +203,43 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   /** Size of each page this allocator holds outside `live` (reserved, pending, deferred). */
   const pageBytes = new Map<Paddr, number>();
 
-  /** Give a page this allocator holds (reserved, flushed or never linked) back to the backing, under a completed flush. */
-  function giveBack(p: Paddr, ctx?: FreeCtx): void {
+  /** Pages whose give-back threw: still held (cached), retried by the next drain or flushDone outside a section. */
+  let returning: Paddr[] = [];
+
+  /** Throw what a loop collected: the error itself, or all of them together. */
+  function raise(errors: readonly unknown[]): void {
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `[iopgt] [${name}] ${errors.length} operations failed; every page is still accounted (see stats())`);
+  }
+
+  /**
+   * Give a page this allocator holds (reserved, flushed or never linked) back to the
+   * backing, under a completed flush. Forgotten only once the backing took it: if that
+   * throws, the page is kept (cached) for a retry and the error collected.
+   */
+  function giveBack(p: Paddr, errors: unknown[], ctx?: FreeCtx): void {
     const size = pageBytes.get(p)!;
+    try {
+      below.free(p, size, flushedCtx(ctx));
+    } catch (e) {
+      returning.push(p);
+      errors.push(asAllocatorError(e, name, `backing free of 0x${p.toString(16)}`));
+      return;
+    }
     pageBytes.delete(p);
-    below.free(p, size, flushedCtx(ctx));
     heldBytes -= size;
   }
 
+  /** Retry the give-backs that threw before (never inside a section). */
+  function retryReturning(errors: unknown[]): void {
+    if (section.isActive || returning.length === 0) return;
+    const list = returning;
+    returning = [];
+    for (const p of list) giveBack(p, errors);
+  }
+
   /** A freed page whose covering flush completed: into its reservation, or towards the backing allocator. */
-  function settle(p: Paddr, _size: number, ctx: FreeCtx | undefined): void {
+  function settle(p: Paddr, ctx: FreeCtx | undefined, errors: unknown[]): void {
     const owner = pendingOwner.get(p);
     pendingOwner.delete(p);
     freed.delete(p);
@@ -220,21 +249,23 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       owner.recycled++;
       totals.recycled++;
     } else if (section.isActive) deferred.push(p);
-    else giveBack(p, ctx);
+    else giveBack(p, errors, ctx);
   }
 
   /** Move the pages a completed flush covers on (all pending pages without a token). */
-  function settlePending(token?: FlushToken): void {
-    pending.release(token, settle);
-    releaseDeferred();
+  function settlePending(errors: unknown[], token?: FlushToken): void {
+    // Earlier failures first: a page that fails now is retried by the next call, not this one.
+    retryReturning(errors);
+    pending.release(token, (p, _size, ctx) => settle(p, ctx, errors));
+    releaseDeferred(errors);
   }
 
   /** Flushed pages freed inside a section go to the backing once no section is open. */
-  function releaseDeferred(): void {
+  function releaseDeferred(errors: unknown[]): void {
     if (section.isActive || deferred.length === 0) return;
     const d = deferred;
     deferred = [];
-    for (const p of d) giveBack(p);
+    for (const p of d) giveBack(p, errors);
   }
 
   /**
@@ -253,7 +284,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
   }
 
   function createReservation(size: number = pageSize): Reservation {
-    if (!isPowerOfTwo(size) || size < 64) throw new RangeError(`[iopgt] [${name}] reservation page size must be a power of two >= 64, got ${String(size)}`);
+    if (!isPowerOfTwo(size) || size < 64) throw new RangeError(`[iopgt] [${name}] reservation page size must be a power of two >= 64, got ${describeValue(size)}`);
     const s: ResState = { state: 'new', pageSize: size, reserved: 0, consumed: 0, recycled: 0, returned: 0, exhaustions: 0, free: [], dirty: new Set() };
     const handle: Reservation = {
       get state() {
@@ -271,7 +302,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       counters: () => countersOf(s),
       prepare(count: number, ctx: AllocCtx = PREPARE_CTX): boolean {
         if (s.state !== 'new') misuse('alloc-outside-op', `prepare on a reservation in state ${s.state}`);
-        if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [${name}] prepare count must be a non-negative integer, got ${String(count)}`);
+        if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [${name}] prepare count must be a non-negative integer, got ${describeValue(count)}`);
         // Checked before anything is taken: a prepare inside a run is the bug this catches.
         section.check({ allocator: backing.caps.name, call: 'alloc', size: s.pageSize });
         totals.reservations++;
@@ -283,10 +314,20 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         states.add(s);
         for (let i = 0; i < count; i++) {
           backingCalls++;
-          const p = below.alloc(s.pageSize, ctx);
+          let p: Paddr | null;
+          try {
+            p = below.alloc(s.pageSize, ctx);
+          } catch (e) {
+            // A misuse refused by the guard is the caller's bug; any other throw is a failed prepare.
+            if (e instanceof AllocatorMisuseError && e.rule === 'run-phase-backing-call') throw e;
+            p = null;
+          }
           if (p === null) {
-            // All or nothing, like kmem_cache_alloc_bulk: give back what was taken.
-            for (const q of s.free) giveBack(q);
+            // All or nothing, like kmem_cache_alloc_bulk: give back what was taken. A page the
+            // backing refuses back stays held (cached) for the next drain: prepare reports a
+            // failure (false), it does not throw.
+            const errors: unknown[] = [];
+            for (const q of s.free) giveBack(q, errors);
             s.free.length = 0;
             s.state = 'failed';
             states.delete(s);
@@ -327,11 +368,15 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         s.state = 'released';
         states.delete(s);
         const n = s.free.length;
-        for (const p of s.free) giveBack(p);
-        s.free.length = 0;
+        // Exactly once: every page leaves the reservation now; one the backing refuses is
+        // kept (cached) and retried by the next drain, and the failure is reported.
+        const errors: unknown[] = [];
+        const list = s.free.splice(0);
+        for (const p of list) giveBack(p, errors);
         s.dirty.clear();
         s.returned += n;
         totals.returned += n;
+        raise(errors);
         // Pages this reservation still has pending go to the backing when flushed.
         return n;
       },
@@ -359,13 +404,18 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       return r;
     },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
-      if (!isPowerOfTwo(size) || size < 64) misuse('size', `alloc size ${size} is not a power of two >= 64`);
+      if (!isPowerOfTwo(size) || size < 64) misuse('size', `alloc size ${describeValue(size)} is not a power of two >= 64`);
       const s = active;
       if (s === null) {
         // The root: allocated by alloc_io_pgtable_ops with GFP_KERNEL, outside any op.
         if (ctx.kind !== 'pgd') misuse('alloc-outside-op', `alloc(${size}) of a non-root table with no active reservation (map only inside Reservation.run)`);
         backingCalls++;
-        const p = below.alloc(size, ctx);
+        let p: Paddr | null;
+        try {
+          p = below.alloc(size, ctx);
+        } catch (e) {
+          throw asAllocatorError(e, name, `backing alloc(${size}) of the root`);
+        }
         if (p === null) return null;
         heldBytes += size;
         freed.delete(p);
@@ -375,7 +425,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         return p;
       }
       // ctx.mayBlock is ignored on purpose: Panthor passes GFP_KERNEL inside the fence path.
-      if (size !== s.pageSize) misuse('size', `run-phase alloc of ${size} bytes; this reservation holds ${s.pageSize}-byte pages`);
+      if (size !== s.pageSize) misuse('size', `run-phase alloc of ${describeValue(size)} bytes; this reservation holds ${s.pageSize}-byte pages`);
       const p = s.free.pop();
       if (p === undefined) {
         s.exhaustions++;
@@ -397,6 +447,8 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         // when that flush completed; with deferred flush ops (a no-op tlb_flush_all) it
         // waits for its token like any other table. Checked before the backing call and
         // forgotten after it, so a refused call changes nothing.
+        // A page still assigned away from the host must not go back for reuse.
+        backing.memory.checkAccess?.('release', paddr, live.check(paddr, size), 'allocator');
         if (!isFlushed(ctx) && ctx !== undefined) {
           const allocated = live.remove(paddr, size);
           roots.delete(paddr);
@@ -405,39 +457,59 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
           pending.add(paddr, allocated, ctx);
           return;
         }
-        live.check(paddr, size);
-        below.free(paddr, size, ctx);
+        try {
+          below.free(paddr, size, ctx);
+        } catch (e) {
+          throw asAllocatorError(e, name, `backing free of root 0x${paddr.toString(16)}`);
+        }
         heldBytes -= live.remove(paddr, size);
         freed.add(paddr);
         roots.delete(paddr);
         return;
       }
+      // Checked before the table stops being live: refused, nothing changes.
+      backing.memory.checkAccess?.('release', paddr, live.check(paddr, size), 'allocator');
       const allocated = live.remove(paddr, size);
       pageBytes.set(paddr, allocated);
       freed.add(paddr);
       if (freePolicy === 'reservation' && active !== null) pendingOwner.set(paddr, active);
       // A table freed during a run waits for the next flushDone even when its flush is
       // done: a job never consumes more hand-outs than it reserved.
-      if (isFlushed(ctx) && active === null) settle(paddr, allocated, ctx);
-      else pending.add(paddr, allocated, ctx);
+      if (isFlushed(ctx) && active === null) {
+        const errors: unknown[] = [];
+        settle(paddr, ctx, errors);
+        raise(errors);
+      } else pending.add(paddr, allocated, ctx);
     },
     flushDone(token?: FlushToken): void {
-      settlePending(token);
+      const errors: unknown[] = [];
+      settlePending(errors, token);
       unforwarded.push(token);
-      forwardFlushes();
+      try {
+        forwardFlushes();
+      } finally {
+        raise(errors);
+      }
     },
     drain(): void {
       // Never touches pending pages: only what already had its flush.
       if (section.isActive) return;
-      releaseDeferred();
-      forwardFlushes();
-      below.drain?.();
+      const errors: unknown[] = [];
+      retryReturning(errors);
+      releaseDeferred(errors);
+      try {
+        forwardFlushes();
+        below.drain?.();
+      } finally {
+        raise(errors);
+      }
     },
     stats(): AllocatorStats {
       let reservedBytes = 0;
       for (const s of states) reservedBytes += s.free.length * s.pageSize;
       let cachedBytes = 0;
       for (const p of deferred) cachedBytes += pageBytes.get(p)!;
+      for (const p of returning) cachedBytes += pageBytes.get(p)!;
       return {
         ...EMPTY_STATS,
         outstanding: heldBytes,
