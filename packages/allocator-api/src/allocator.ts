@@ -136,6 +136,13 @@ export interface AllocatorCaps {
   readonly zeroes: ZeroPolicy;
   /** Can `alloc` return `null` (other than because the backing allocator did)? */
   readonly mayFail: boolean;
+  /**
+   * The pages this allocator hands out are assigned away from the host by design
+   * (secure-share). A layer above it gives freed pages back to this stack, not to the
+   * host, so it makes no `release` access check; decorators inherit the flag through
+   * `definePlugin`, layers below never see it.
+   */
+  readonly assignsPages?: boolean;
 }
 
 /**

@@ -65,6 +65,8 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
     if (!isTableSize(s, maxSize)) throw new RangeError(`[iopgt] [${name}] size ${s} is not a power of two in [64, ${maxSize}]`);
   }
   const memory = inner.memory;
+  // Above a layer whose pages are assigned by design, a freed page goes back into that stack, not to the host.
+  const checkRelease = inner.caps.assignsPages !== true;
 
   /** Idle stacks per allocation size; the top is the most recently freed (cache-warm) page. */
   const idle = new Map<number, Paddr[]>();
@@ -232,7 +234,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       if (!isFreeSize(size, allocated)) throw freeSizeError(name, paddr, size, allocated);
       // The page goes back to the host for reuse: refused (state unchanged) while it is
       // still assigned away from the host, as the system allocator refuses it.
-      memory.checkAccess?.('release', paddr, allocated, 'allocator');
+      if (checkRelease) memory.checkAccess?.('release', paddr, allocated, 'allocator');
       liveBytes -= allocated;
       liveTables--;
       if (isFlushed(ctx)) {

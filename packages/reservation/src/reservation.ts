@@ -194,7 +194,17 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
     reuse: 'after-flush',
     zeroes: 'on-alloc',
     mayFail: true,
+    ...(backing.caps.assignsPages === true ? { assignsPages: true } : {}),
   });
+
+  /**
+   * A freed table goes back for reuse (this job or the backing): refused, before anything
+   * changes, while it is still assigned away from the host. Not above a layer whose pages
+   * are assigned by design (secure-share): those go back into that layer, not to the host.
+   */
+  function checkRelease(paddr: Paddr, size: number): void {
+    if (backing.caps.assignsPages !== true) backing.memory.checkAccess?.('release', paddr, size, 'allocator');
+  }
 
   const misuse = (rule: ConstructorParameters<typeof AllocatorMisuseError>[1], msg: string, paddr?: number): never => {
     throw new AllocatorMisuseError(name, rule, msg, paddr);
@@ -448,7 +458,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         // waits for its token like any other table. Checked before the backing call and
         // forgotten after it, so a refused call changes nothing.
         // A page still assigned away from the host must not go back for reuse.
-        backing.memory.checkAccess?.('release', paddr, live.check(paddr, size), 'allocator');
+        checkRelease(paddr, live.check(paddr, size));
         if (!isFlushed(ctx) && ctx !== undefined) {
           const allocated = live.remove(paddr, size);
           roots.delete(paddr);
@@ -468,7 +478,7 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
         return;
       }
       // Checked before the table stops being live: refused, nothing changes.
-      backing.memory.checkAccess?.('release', paddr, live.check(paddr, size), 'allocator');
+      checkRelease(paddr, live.check(paddr, size));
       const allocated = live.remove(paddr, size);
       pageBytes.set(paddr, allocated);
       freed.add(paddr);

@@ -4,6 +4,7 @@
  * every call would have cost. Nothing here talks to hardware; the point is to make the
  * ownership rules observable and checkable.
  */
+import { describeValue } from '@io-pgtable/allocator-api';
 
 /** VMID of the host OS in Qualcomm's numbering (QCOM_SCM_VMID_HLOS). */
 export const HLOS_VMID = 3;
@@ -53,12 +54,15 @@ export type ScmFailReason =
   | 'bad-perm'
   | 'bad-src'
   | 'src-mismatch'
+  | 'not-owner'
   | 'injected';
 
 /** One line of the call log. */
 export interface ScmCallRecord {
   /** 0-based index of the call. */
   readonly index: number;
+  /** The VM that made the call: HLOS for {@link ScmMock.assign}; the VM itself for a secure-share context giving donated pages back. */
+  readonly caller: number;
   readonly ranges: readonly PhysRange[];
   readonly src: bigint;
   readonly destinations: readonly ScmDestination[];
@@ -108,6 +112,12 @@ export interface ScmMockOptions {
   /** Modelled cost per page covered: stage-2 updates and TLB maintenance, ns (default 1,000). */
   readonly pageNs?: number;
   /**
+   * Most pages one call may cover (default 65,536: 256 MiB of 4 KiB pages). A larger
+   * call is refused (`bad-range`) before any page is looked at: ownership is tracked per
+   * page, so a hostile size must not cost time or memory in proportion to it.
+   */
+  readonly maxCallPages?: number;
+  /**
    * Fault injection: called for every well-formed call with its 0-based index; return
    * true (or `{leaveUnknown}`) to make it fail.
    */
@@ -119,11 +129,14 @@ export interface ScmMock {
   readonly pageSize: number;
   readonly hlos: number;
   /**
-   * Move the pages of `range` (one range or a list: one call covers many pages) from the
-   * owners `src` to `destinations`. Succeeds only when `src` equals the current owner
-   * mask of every page; returns the new owner mask.
-   * @throws ScmError on bad arguments or a mismatched `src` (no state change), or on an
-   * injected failure (no state change unless it leaves the state unknown).
+   * The host OS (HLOS) asks to move the pages of `range` (one range or a list: one call
+   * covers many pages) from the owners `src` to `destinations`. Succeeds only when `src`
+   * equals the current owner mask of every page and HLOS is in `src`: a VM can only give
+   * away what it holds, so the host can never take back (or re-give) a page donated to
+   * another VM alone. Returns the new owner mask.
+   * @throws ScmError on bad arguments, a mismatched `src` or a `src` without HLOS
+   * (`not-owner`) (no state change), or on an injected failure (no state change unless
+   * it leaves the state unknown).
    */
   assign(range: PhysRange | readonly PhysRange[], src: bigint, destinations: readonly ScmDestination[]): bigint;
   /** Ownership of the page containing `paddr` (interned; compare by identity). */
@@ -174,11 +187,13 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
   const hlos = opts.hlos ?? HLOS_VMID;
   const callNs = opts.callNs ?? 50_000;
   const pageNs = opts.pageNs ?? 1_000;
+  const maxCallPages = opts.maxCallPages ?? 1 << 16;
   if (!Number.isSafeInteger(pageSize) || pageSize < 64 || (pageSize & (pageSize - 1)) !== 0) {
-    throw new RangeError(`pageSize must be a power of two >= 64, got ${pageSize}`);
+    throw new RangeError(`pageSize must be a power of two >= 64, got ${describeValue(pageSize)}`);
   }
-  if (!isVmid(hlos)) throw new RangeError(`hlos VMID must be an integer in [0, ${MAX_VMID}], got ${hlos}`);
+  if (!isVmid(hlos)) throw new RangeError(`hlos VMID must be an integer in [0, ${MAX_VMID}], got ${describeValue(hlos)}`);
   if (!(callNs >= 0) || !(pageNs >= 0)) throw new RangeError('callNs and pageNs must be >= 0');
+  if (!Number.isSafeInteger(maxCallPages) || maxCallPages < 1) throw new RangeError(`maxCallPages must be an integer >= 1, got ${describeValue(maxCallPages)}`);
 
   // Interned states, keyed by their sorted destination list; `pages` holds only pages
   // that are not in the default state, so an untouched machine costs nothing.
@@ -188,6 +203,7 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
   const pages = new Map<number, PageState>();
   const log: ScmCallRecord[] = [];
   const injected = new Map<number, ScmFaultOptions>();
+  let failSpans: { readonly from: number; readonly to: number; readonly o: ScmFaultOptions }[] = [];
   let failedCalls = 0;
   let pagesMoved = 0;
   let modelledNs = 0;
@@ -224,7 +240,7 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
   }
 
   /** Validate the arguments; returns a refusal reason or the page count. */
-  function validate(ranges: readonly PhysRange[], src: bigint, dest: readonly ScmDestination[]): ScmFailReason | number {
+  function validate(caller: number, ranges: readonly PhysRange[], src: bigint, dest: readonly ScmDestination[]): ScmFailReason | number {
     if (ranges.length === 0) return 'bad-range';
     let count = 0;
     const sorted: PhysRange[] = [];
@@ -248,13 +264,30 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
       if (!Number.isInteger(d.perm) || d.perm < 1 || d.perm > ScmPerm.RWX) return 'bad-perm';
     }
     if (typeof src !== 'bigint' || src <= 0n || src >= MASK_LIMIT) return 'bad-src';
-    for (const r of ranges) {
-      for (let p = pageIndex(r.paddr), end = p + r.size / pageSize; p < end; p++) {
-        const s = pages.get(p) ?? defaultState;
-        if (s.unknown || s.owners !== src) return 'src-mismatch';
-      }
-    }
+    // The caller must be one of the owners it names: the monitor knows who issued the call.
+    if (((src >> BigInt(caller)) & 1n) === 0n) return 'not-owner';
+    if (count > maxCallPages) return 'bad-range';
+    for (const r of ranges) if (!ownedBy(pageIndex(r.paddr), r.size / pageSize, src)) return 'src-mismatch';
     return count;
+  }
+
+  /**
+   * Every page of `[first, first + count)` is owned by exactly `src`. Untracked pages are
+   * in the default state, so a range larger than the tracked set is checked through the
+   * tracked set: the cost is bounded by the smaller of the two, never by a hostile size.
+   */
+  function ownedBy(first: number, count: number, src: bigint): boolean {
+    if (count <= pages.size) {
+      for (let p = first, end = first + count; p < end; p++) {
+        const s = pages.get(p) ?? defaultState;
+        if (s.unknown || s.owners !== src) return false;
+      }
+      return true;
+    }
+    // More pages than are tracked: some page of the range is untracked (default state).
+    if (defaultState.owners !== src) return false;
+    for (const [p, s] of pages) if (p >= first && p < first + count && (s.unknown || s.owners !== src)) return false;
+    return true;
   }
 
   function setRanges(ranges: readonly PhysRange[], state: PageState): void {
@@ -272,45 +305,52 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
       injected.delete(index);
       return planned;
     }
+    failSpans = failSpans.filter((f) => f.to > index);
+    const span = failSpans.find((f) => f.from <= index);
+    if (span !== undefined) return span.o;
     const r = opts.failWhen?.(index, pageCount);
     if (r === undefined || r === false) return null;
     return r === true ? {} : r;
+  }
+
+  function call(caller: number, range: PhysRange | readonly PhysRange[], src: bigint, destinations: readonly ScmDestination[]): bigint {
+    const index = log.length;
+    const ranges: readonly PhysRange[] = Array.isArray(range)
+      ? (range as readonly PhysRange[]).map((r) => ({ paddr: r?.paddr, size: r?.size }))
+      : [{ paddr: (range as PhysRange)?.paddr, size: (range as PhysRange)?.size }];
+    const dest: readonly ScmDestination[] = Array.isArray(destinations)
+      ? destinations.map((d) => ({ vmid: d?.vmid, perm: d?.perm }))
+      : [];
+    const checked = validate(caller, ranges, src, dest);
+    const pageCount = typeof checked === 'number' ? checked : 0;
+    const costNs = callNs + pageNs * pageCount;
+    modelledNs += costNs;
+    const base = { index, caller, ranges, src, destinations: dest, pageCount, costNs };
+    if (typeof checked !== 'number') {
+      failedCalls++;
+      log.push({ ...base, ok: false, reason: checked });
+      throw new ScmError(checked, index, false, `call ${index} by VMID ${caller} refused (src ${describeValue(src)}, ${ranges.length} range(s), ${dest.length} destination(s))`);
+    }
+    const f = fault(index, pageCount);
+    if (f !== null) {
+      failedCalls++;
+      const unknown = f.leaveUnknown === true;
+      if (unknown) setRanges(ranges, unknownState);
+      log.push({ ...base, ok: false, reason: 'injected', stateUnknown: unknown });
+      throw new ScmError('injected', index, unknown, `call ${index} failed (injected)${unknown ? '; state of its pages is unknown' : ''}`);
+    }
+    const state = intern(dest);
+    setRanges(ranges, state);
+    pagesMoved += pageCount;
+    log.push({ ...base, ok: true, newOwners: state.owners });
+    return state.owners;
   }
 
   const scm: ScmMock = {
     pageSize,
     hlos,
     assign(range, src, destinations) {
-      const index = log.length;
-      const ranges: readonly PhysRange[] = Array.isArray(range)
-        ? (range as readonly PhysRange[]).map((r) => ({ paddr: r?.paddr, size: r?.size }))
-        : [{ paddr: (range as PhysRange)?.paddr, size: (range as PhysRange)?.size }];
-      const dest: readonly ScmDestination[] = Array.isArray(destinations)
-        ? destinations.map((d) => ({ vmid: d?.vmid, perm: d?.perm }))
-        : [];
-      const checked = validate(ranges, src, dest);
-      const pageCount = typeof checked === 'number' ? checked : 0;
-      const costNs = callNs + pageNs * pageCount;
-      modelledNs += costNs;
-      const base = { index, ranges, src, destinations: dest, pageCount, costNs };
-      if (typeof checked !== 'number') {
-        failedCalls++;
-        log.push({ ...base, ok: false, reason: checked });
-        throw new ScmError(checked, index, false, `call ${index} refused (src 0x${typeof src === 'bigint' ? src.toString(16) : String(src)}, ${ranges.length} range(s), ${dest.length} destination(s))`);
-      }
-      const f = fault(index, pageCount);
-      if (f !== null) {
-        failedCalls++;
-        const unknown = f.leaveUnknown === true;
-        if (unknown) setRanges(ranges, unknownState);
-        log.push({ ...base, ok: false, reason: 'injected', stateUnknown: unknown });
-        throw new ScmError('injected', index, unknown, `call ${index} failed (injected)${unknown ? '; state of its pages is unknown' : ''}`);
-      }
-      const state = intern(dest);
-      setRanges(ranges, state);
-      pagesMoved += pageCount;
-      log.push({ ...base, ok: true, newOwners: state.owners });
-      return state.owners;
+      return call(hlos, range, src, destinations);
     },
     stateAt(paddr) {
       return pages.get(pageIndex(paddr)) ?? defaultState;
@@ -320,19 +360,30 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
     },
     firstDenied(paddr, size, need) {
       if (pages.size === 0) return -1;
+      const first = pageIndex(paddr);
       const last = pageIndex(paddr + Math.max(size, 1) - 1);
-      for (let p = pageIndex(paddr); p <= last; p++) {
-        const s = pages.get(p);
-        if (s !== undefined && (s.hlosPerm & need) !== need) return p * pageSize;
+      if (last - first < pages.size) {
+        for (let p = first; p <= last; p++) {
+          const s = pages.get(p);
+          if (s !== undefined && (s.hlosPerm & need) !== need) return p * pageSize;
+        }
+        return -1;
       }
-      return -1;
+      // A range wider than the tracked set: scan the tracked pages instead (bounded cost).
+      let found = -1;
+      for (const [p, s] of pages) {
+        if (p >= first && p <= last && (s.hlosPerm & need) !== need && (found < 0 || p < found)) found = p;
+      }
+      return found < 0 ? -1 : found * pageSize;
     },
     failNext(count, o = {}) {
-      for (let i = 0; i < count; i++) injected.set(log.length + i, o);
+      if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [scm-mock] failNext count must be an integer >= 0, got ${describeValue(count)}`);
+      // One interval, not one entry per call: a huge count costs nothing.
+      if (count > 0) failSpans.push({ from: log.length, to: log.length + count, o });
     },
     failAt(callIndex, o = {}) {
       if (!Number.isSafeInteger(callIndex) || callIndex < log.length) {
-        throw new RangeError(`call ${callIndex} is not in the future (next call is ${log.length})`);
+        throw new RangeError(`call ${describeValue(callIndex)} is not in the future (next call is ${log.length})`);
       }
       injected.set(callIndex, o);
     },
@@ -355,5 +406,35 @@ export function createScmMock(opts: ScmMockOptions = {}): ScmMock {
       return pages.size;
     },
   };
+  vmCalls.set(scm, (vmid, range, src, destinations) => {
+    if (!isVmid(vmid) || vmid === hlos) throw new RangeError(`[iopgt] [scm-mock] ${describeValue(vmid)} is not a guest VMID`);
+    return call(vmid, range, src, destinations);
+  });
   return scm;
+}
+
+type VmCall = (vmid: number, range: PhysRange | readonly PhysRange[], src: bigint, destinations: readonly ScmDestination[]) => bigint;
+
+/**
+ * Calls made by a guest VM rather than the host, per monitor made by {@link createScmMock}.
+ * Module-private: not on the mock, not exported from the package, so no holder of a public
+ * object can act as the VM that owns a donated page.
+ */
+const vmCalls = new WeakMap<ScmMock, VmCall>();
+
+/**
+ * Internal to this package (not re-exported): `vmid` itself asks the monitor to move
+ * pages it owns. Secure-share uses it only to give back blocks it donated itself, as a
+ * guest that cooperates with the host does. Throws TypeError for a monitor not made by
+ * {@link createScmMock} (a structural lookalike has no guest side).
+ */
+export function assignAsVm(scm: ScmMock, vmid: number, range: PhysRange | readonly PhysRange[], src: bigint, destinations: readonly ScmDestination[]): bigint {
+  const f = vmCalls.get(scm);
+  if (f === undefined) throw new TypeError('[iopgt] [scm-mock] this monitor was not made by createScmMock: no guest VM can call it');
+  return f(vmid, range, src, destinations);
+}
+
+/** Whether `scm` has a guest side (made by {@link createScmMock}). Internal to this package. */
+export function hasGuestSide(scm: ScmMock): boolean {
+  return vmCalls.has(scm);
 }

@@ -5,6 +5,8 @@ import {
   EMPTY_STATS,
   PendingFrees,
   allocSizeFor,
+  asAllocatorError,
+  describeValue,
   isFlushed,
   definePlugin,
   isPowerOfTwo,
@@ -16,7 +18,7 @@ import {
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
 import { attachAccessControl, type AccessControl, type GuardHost } from './guard.js';
-import { ScmError, ScmPerm, type PageState, type PhysRange, type ScmDestination, type ScmMock } from './scm-mock.js';
+import { ScmError, ScmPerm, assignAsVm, hasGuestSide, type PageState, type PhysRange, type ScmDestination, type ScmMock } from './scm-mock.js';
 
 /**
  * `share` keeps the host's write access ([HLOS: RW, VMID: R], the RFC): the page-table
@@ -126,11 +128,13 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   const pageSize = scm.pageSize;
   const hlos = scm.hlos;
   if (!Number.isInteger(vmid) || vmid < 0 || vmid > 63 || vmid === hlos) {
-    throw new RangeError(`vmid must be an integer in [0, 63] other than HLOS (${hlos}), got ${vmid}`);
+    throw new RangeError(`vmid must be an integer in [0, 63] other than HLOS (${hlos}), got ${describeValue(vmid)}`);
   }
-  if (mode !== 'share' && mode !== 'donate') throw new RangeError(`mode must be 'share' or 'donate', got ${String(mode)}`);
-  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`batch must be an integer >= 1, got ${batch}`);
-  if (!Number.isSafeInteger(poolTarget) || poolTarget < 0) throw new RangeError(`poolTarget must be an integer >= 0, got ${poolTarget}`);
+  if (mode !== 'share' && mode !== 'donate') throw new RangeError(`mode must be 'share' or 'donate', got ${describeValue(mode)}`);
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`batch must be an integer >= 1, got ${describeValue(batch)}`);
+  if (!Number.isSafeInteger(poolTarget) || poolTarget < 0) throw new RangeError(`poolTarget must be an integer >= 0, got ${describeValue(poolTarget)}`);
+  // Only the VM can give a donated page back, and only createScmMock's monitors have a VM side.
+  if (mode === 'donate' && !hasGuestSide(scm)) throw new TypeError(`[iopgt] [${name}] donate mode needs a monitor made by createScmMock (no VM can give donated pages back otherwise)`);
 
   const sharedDest: readonly ScmDestination[] =
     mode === 'share'
@@ -225,10 +229,15 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
       throw new AggregateError(errors, `[iopgt] [${name}] ${errors.length} operations failed; every block is still accounted (see stats())`);
     }
   }
-  /** One monitor call; a refusal or failure comes back as the error, anything else is a bug and propagates. */
+  /**
+   * One monitor call; a refusal or failure comes back as the error, anything else is a bug
+   * and propagates. The host makes every call it may (HLOS is an owner); only donated
+   * blocks, which HLOS no longer owns, are given back by the VM itself.
+   */
   function tryAssign(blocks: readonly Paddr[], src: bigint, dest: readonly ScmDestination[]): ScmError | null {
     try {
-      scm.assign(rangesOf(blocks), src, dest);
+      if ((src & hostState.owners) !== 0n) scm.assign(rangesOf(blocks), src, dest);
+      else assignAsVm(scm, vmid, rangesOf(blocks), src, dest);
       return null;
     } catch (e) {
       if (e instanceof ScmError) return e;
@@ -271,7 +280,16 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
     for (let i = 0; i < count; i++) {
       backingCalls++;
       // The ctx of the request served (a reservation below reads its kind), else a blocking one.
-      const p = inner.alloc(block, ctx);
+      let p: Paddr | null;
+      try {
+        p = inner.alloc(block, ctx);
+      } catch (e) {
+        // Nothing was assigned yet: what was taken goes back (or stays accounted), then report.
+        const errors: unknown[] = [asAllocatorError(e, name, `inner alloc(${block})`)];
+        releaseAll(got, errors);
+        raise(errors);
+        return 0;
+      }
       if (p === null) break;
       blockSize.set(p, block);
       held += block;
@@ -395,10 +413,10 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   }
 
   const base = definePlugin(inner, {
-    caps: { name, minSize: 64, defersFree: true, reuse: 'after-flush', zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true },
+    caps: { name, minSize: 64, defersFree: true, reuse: 'after-flush', zeroes: mode === 'share' ? 'on-free' : 'backing', mayFail: true, assignsPages: true },
     alloc(size: number, ctx: AllocCtx): Paddr | null {
       if (!isPowerOfTwo(size) || size < 64 || size > inner.caps.maxSize) {
-        throw new AllocatorMisuseError(name, 'size', `alloc size ${size} is not a power of two in [64, ${inner.caps.maxSize}]`);
+        throw new AllocatorMisuseError(name, 'size', `alloc size ${describeValue(size)} is not a power of two in [64, ${inner.caps.maxSize}]`);
       }
       const block = blockFor(size);
       const p = handOut(block);
@@ -419,11 +437,11 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
       const state = where.get(paddr);
       if (state !== LIVE) {
         const rule = state === undefined ? 'foreign-free' : 'double-free';
-        throw new AllocatorMisuseError(name, rule, `free of 0x${paddr.toString(16)} (size ${size}), which is not a live table`, paddr);
+        throw new AllocatorMisuseError(name, rule, `free of ${describeValue(paddr)} (size ${describeValue(size)}), which is not a live table`, paddr);
       }
       const block = blockSize.get(paddr)!;
       if (!Number.isSafeInteger(size) || size <= 0 || blockFor(size) !== block) {
-        throw new AllocatorMisuseError(name, 'free-size', `free of 0x${paddr.toString(16)} with size ${size}, but the block is ${block} bytes`, paddr);
+        throw new AllocatorMisuseError(name, 'free-size', `free of ${describeValue(paddr)} with size ${describeValue(size)}, but the block is ${block} bytes`, paddr);
       }
       move(paddr, PENDING);
       // Shared pending list (allocator-api): released by the flush that covers the free.
@@ -464,8 +482,8 @@ export function withSecureShare(inner: TableAllocator, opts: SecureShareOptions)
   });
 
   function prefill(count: number, size = pageSize): number {
-    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`prefill count must be an integer >= 0, got ${count}`);
-    if (!isPowerOfTwo(size) || size < 64 || size > inner.caps.maxSize) throw new RangeError(`prefill size ${size} is not a power of two in [64, ${inner.caps.maxSize}]`);
+    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`prefill count must be an integer >= 0, got ${describeValue(count)}`);
+    if (!isPowerOfTwo(size) || size < 64 || size > inner.caps.maxSize) throw new RangeError(`prefill size ${describeValue(size)} is not a power of two in [64, ${inner.caps.maxSize}]`);
     const block = blockFor(size);
     const perCall = Math.max(1, Math.floor((batch * pageSize) / block));
     const list = poolList(block);

@@ -84,7 +84,8 @@ describe('createScmMock', () => {
     expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, HLOS, [{ vmid: VM_B, perm: ScmPerm.READ }]), 'src-mismatch');
     // Superset and subset of the owners are mismatches too.
     expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, shared | vmidMask(VM_B), SHARE), 'src-mismatch');
-    expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, vmidMask(VM_A), SHARE), 'src-mismatch');
+    // A subset without HLOS is refused before ownership is even looked at: the host is not in it.
+    expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, vmidMask(VM_A), SHARE), 'not-owner');
     expect(snapshot(scm, BASE, 2)).toEqual(before);
   });
 
@@ -190,7 +191,7 @@ describe('createScmMock', () => {
     }
     expect(scm.stateAt(BASE + 2 * PAGE).owners).toBe(HLOS);
     // No source matches an unknown owner set.
-    for (const src of [mask, HLOS, vmidMask(VM_A)]) {
+    for (const src of [mask, HLOS, vmidMask(HLOS_VMID, VM_B)]) {
       expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, src, [{ vmid: HLOS_VMID, perm: 7 }]), 'src-mismatch');
     }
   });
@@ -217,8 +218,67 @@ describe('createScmMock', () => {
   });
 
   it('rejects bad options', () => {
+    expect(() => createScmMock({ maxCallPages: 0 })).toThrow(RangeError);
     expect(() => createScmMock({ pageSize: 3000 })).toThrow(RangeError);
     expect(() => createScmMock({ hlos: 64 })).toThrow(RangeError);
     expect(() => createScmMock({ callNs: -1 })).toThrow(RangeError);
+  });
+});
+
+describe('assignment authority: only an owner can give a page away', () => {
+  const DONATE: ScmDestination[] = [{ vmid: VM_A, perm: ScmPerm.RW }];
+  const HOST: ScmDestination[] = [{ vmid: HLOS_VMID, perm: ScmPerm.RWX }];
+
+  it('the host cannot take back, re-give or re-share a page donated to a VM alone', () => {
+    const scm = createScmMock();
+    expect(scm.assign({ paddr: BASE, size: PAGE }, HLOS, DONATE)).toBe(vmidMask(VM_A));
+    const before = snapshot(scm, BASE, 2);
+    // src equals the current owners, as the monitor requires, but the caller (HLOS) is not one of them.
+    for (const dest of [HOST, DONATE, SHARE, [{ vmid: VM_B, perm: ScmPerm.RW }]]) {
+      const err = expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, vmidMask(VM_A), dest), 'not-owner');
+      expect(err.message).toContain('by VMID 3');
+    }
+    // Naming HLOS among the owners does not help: that is not the page's owner set.
+    expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, vmidMask(HLOS_VMID, VM_A), HOST), 'src-mismatch');
+    expect(snapshot(scm, BASE, 2)).toEqual(before);
+    expect(scm.stateAt(BASE).hlosPerm).toBe(0);
+    expect(scm.log.slice(1).every((r) => !r.ok && r.caller === HLOS_VMID)).toBe(true);
+  });
+
+  it('the host can still reclaim a page it shares (HLOS is an owner)', () => {
+    const scm = createScmMock();
+    const shared = scm.assign({ paddr: BASE, size: PAGE }, HLOS, SHARE);
+    expect(scm.assign({ paddr: BASE, size: PAGE }, shared, HOST)).toBe(HLOS);
+    expect(scm.log.map((r) => r.caller)).toEqual([HLOS_VMID, HLOS_VMID]);
+  });
+
+  it('no public property of the mock is a way to call it as another VM', () => {
+    const scm = createScmMock();
+    scm.assign({ paddr: BASE, size: PAGE }, HLOS, DONATE);
+    const names = new Set<string>();
+    for (let o: object | null = scm; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+      for (const k of Reflect.ownKeys(o)) names.add(String(k));
+    }
+    expect([...names].sort()).toEqual(['assign', 'calls', 'failAt', 'failNext', 'failedCalls', 'firstDenied', 'hlos', 'log', 'modelledNs', 'pageSize', 'pagesMoved', 'stateAt', 'stateFor', 'trackedPages']);
+    // Every function on it either reads state or is the host's assign.
+    for (const k of ['assign'] as const) {
+      expectScmError(() => scm[k]({ paddr: BASE, size: PAGE }, vmidMask(VM_A), [{ vmid: HLOS_VMID, perm: 7 }]), 'not-owner');
+    }
+  });
+
+  it('huge ranges and fault counts cost nothing in proportion to their size', () => {
+    const scm = createScmMock();
+    scm.assign({ paddr: BASE, size: PAGE }, HLOS, DONATE);
+    const t0 = Date.now();
+    expectScmError(() => scm.assign({ paddr: 0, size: 2 ** 50 }, HLOS, SHARE), 'bad-range');
+    expect(scm.firstDenied(0, 2 ** 52, ScmPerm.WRITE)).toBe(BASE);
+    expect(scm.firstDenied(BASE + PAGE, 2 ** 50, ScmPerm.WRITE)).toBe(-1);
+    scm.failNext(2 ** 52);
+    expectScmError(() => scm.assign({ paddr: BASE + PAGE, size: PAGE }, HLOS, SHARE), 'injected');
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(() => scm.failNext(-1)).toThrow(RangeError);
+    // A refused huge bigint source is shown capped.
+    const err = expectScmError(() => scm.assign({ paddr: BASE, size: PAGE }, 1n << 100_000n, SHARE), 'bad-src');
+    expect(err.message.length).toBeLessThan(300);
   });
 });
