@@ -239,12 +239,21 @@ export function withBatching(inner: TableAllocator, opts: BatchingOptions): Batc
       // The page goes back to the host (inner) for reuse: refused, state unchanged, while it
       // is still assigned away from the host.
       if (checkRelease) memory.checkAccess?.('release', paddr, allocated, 'allocator');
-      live.remove(paddr, size);
       if (isFlushed(ctx)) {
-        const errors: unknown[] = [];
-        giveBack(paddr, allocated, ctx, errors);
-        raise(errors);
-      } else pending.add(paddr, allocated, ctx);
+        // Down at once; if the inner free throws, the table is still live here and the
+        // caller can retry the same free.
+        innerFreeCalls++;
+        try {
+          inner.free(paddr, allocated, flushedCtx(ctx));
+        } catch (e) {
+          throw asAllocatorError(e, name, `inner free of 0x${paddr.toString(16)}`);
+        }
+        live.remove(paddr, size);
+        outstanding -= allocated;
+        return;
+      }
+      live.remove(paddr, size);
+      pending.add(paddr, allocated, ctx);
     },
     flushDone(token?: FlushToken): void {
       const errors: unknown[] = [];

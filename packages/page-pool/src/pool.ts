@@ -235,16 +235,33 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       // The page goes back to the host for reuse: refused (state unchanged) while it is
       // still assigned away from the host, as the system allocator refuses it.
       if (checkRelease) memory.checkAccess?.('release', paddr, allocated, 'allocator');
-      liveBytes -= allocated;
-      liveTables--;
       if (isFlushed(ctx)) {
-        // The walk cache already forgot it (synchronous flush before the free).
-        const errors: unknown[] = [];
-        recycle(paddr, allocated, ctx, errors);
-        notePeak();
-        raise(errors);
+        // The walk cache already forgot it (synchronous flush before the free). Whatever can
+        // fail (the scrub, the inner free) runs first: if it throws, the table is still live
+        // here and the caller can retry the same free.
+        const stack = stackFor(allocated);
+        if (stack.length < high) {
+          if (!zeroOnAlloc) memory.zero(paddr, allocated);
+          liveBytes -= allocated;
+          liveTables--;
+          pushIdle(stack, paddr, allocated);
+          notePeak();
+          return;
+        }
+        try {
+          inner.free(paddr, allocated, flushedCtx(ctx));
+        } catch (e) {
+          throw asAllocatorError(e, name, `inner free of 0x${paddr.toString(16)}`);
+        }
+        liveBytes -= allocated;
+        liveTables--;
+        owned.delete(paddr);
+        outstanding -= allocated;
+        pagesReturned++;
         return;
       }
+      liveBytes -= allocated;
+      liveTables--;
       owned.set(paddr, allocated | PENDING);
       pending.add(paddr, allocated, ctx);
     },

@@ -479,6 +479,18 @@ export function withReservation(backing: TableAllocator, opts: ReservationAlloca
       }
       // Checked before the table stops being live: refused, nothing changes.
       checkRelease(paddr, live.check(paddr, size));
+      if (isFlushed(ctx) && active === null && !section.isActive) {
+        // Straight to the backing: if that throws, the table is still live here and the
+        // caller can retry the same free.
+        try {
+          below.free(paddr, live.sizeOf(paddr)!, ctx);
+        } catch (e) {
+          throw asAllocatorError(e, name, `backing free of 0x${paddr.toString(16)}`);
+        }
+        heldBytes -= live.remove(paddr, size);
+        freed.add(paddr);
+        return;
+      }
       const allocated = live.remove(paddr, size);
       pageBytes.set(paddr, allocated);
       freed.add(paddr);

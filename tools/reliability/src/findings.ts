@@ -1,4 +1,4 @@
-import { MATRIX_STACKS, type FaultKind, type MatrixStackName } from './matrix.js';
+import type { FaultKind, MatrixStackName } from './matrix.js';
 
 /**
  * What the fault matrix finds today, owned outside tools/reliability and reported with a
@@ -16,44 +16,15 @@ export interface KnownFinding {
 export const KNOWN_FINDINGS: readonly KnownFinding[] = [
   {
     kind: 'alloc-throw',
-    stacks: [
-      'batched',
-      'pool-over-batched',
-      'batched-over-pool',
-      'secure-share',
-      'secure-over-pool-over-batched',
-      'reservation',
-      'reservation-over-secure-over-pool-over-batched',
-      'secure-donate',
-      'secure-donate-over-pool-over-batched',
-      'reservation-over-pool',
-      'reservation-merged-over-pool',
-      'batched-partial',
-      'c-pool',
-    ],
-    owner: 'packages/batched, secure-share, reservation, c-allocator',
-    what:
-      "a backing alloc that throws mid-refill: batched's counts go negative; secure-share strands the pages of a half-taken assign batch (counted cached, on no list); reservation's prepare lets the raw error out of trySubmit; the C pool makes itself unusable and keeps its pages",
+    stacks: ['c-pool'],
+    owner: 'packages/c-allocator',
+    what: 'a backing alloc that throws mid-refill: the C pool makes itself unusable and keeps its pages',
   },
   {
     kind: 'free-throw',
-    stacks: [
-      'pool',
-      'batched',
-      'pool-over-batched',
-      'batched-over-pool',
-      'secure-over-pool-over-batched',
-      'reservation',
-      'reservation-over-secure-over-pool-over-batched',
-      'secure-donate-over-pool-over-batched',
-      'reservation-over-pool',
-      'reservation-merged-over-pool',
-      'batched-partial',
-      'c-pool',
-    ],
-    owner: 'packages/page-pool, batched, reservation, c-allocator',
-    what:
-      "a backing free that throws during drain/flushDone: page-pool forgets the page (and the rest of the spliced batch) before inner.free returns; batched and reservation lose it likewise; the C pool makes itself unusable and keeps its pages",
+    stacks: ['c-pool'],
+    owner: 'packages/c-allocator',
+    what: 'a backing free that throws during drain/flushDone: the C pool makes itself unusable and keeps its pages',
   },
 ];
 
