@@ -80,12 +80,16 @@ export function describeValue(v: unknown): string {
  */
 export function checkAllocation(paddr: unknown, size: number, probe: AllocationProbe): AllocationViolation | null {
   if (!isPaddr(paddr)) return { rule: 'in-range', detail: `${describeValue(paddr)} is not a physical address` };
-  const at = '0x' + paddr.toString(16);
+  // The address is formatted only for a violation (this runs on every allocation).
   if (paddr + size > probe.limit) {
-    return { rule: 'in-range', detail: `${at} (+${size} bytes) is outside the output address space (0x${probe.limit.toString(16)})` };
+    return { rule: 'in-range', detail: `${hexOf(paddr)} (+${size} bytes) is outside the output address space (0x${probe.limit.toString(16)})` };
   }
-  if (paddr % size !== 0) return { rule: 'aligned', detail: `${at} is not aligned to its ${size}-byte size` };
-  if (probe.overlaps?.(paddr, size)) return { rule: 'no-overlap', detail: `${at} (${size} bytes) overlaps a live page table` };
-  if (probe.isZero !== undefined && !probe.isZero(paddr, size)) return { rule: 'zeroed', detail: `${at} (${size} bytes) is not zeroed` };
+  if (paddr % size !== 0) return { rule: 'aligned', detail: `${hexOf(paddr)} is not aligned to its ${size}-byte size` };
+  if (probe.overlaps?.(paddr, size)) return { rule: 'no-overlap', detail: `${hexOf(paddr)} (${size} bytes) overlaps a live page table` };
+  if (probe.isZero !== undefined && !probe.isZero(paddr, size)) return { rule: 'zeroed', detail: `${hexOf(paddr)} (${size} bytes) is not zeroed` };
   return null;
+}
+
+function hexOf(v: number): string {
+  return '0x' + v.toString(16);
 }

@@ -179,6 +179,11 @@ export class MemoryStore {
   }
 }
 
+/** Zero one span (a shared function: allocators zero a page per allocation). */
+function zeroSpan(c: Uint32Array, w: number, n: number): void {
+  if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
+}
+
 /** Runs several guards in order; the first that throws wins. */
 class GuardChain implements AccessGuard {
   constructor(private readonly guards: readonly AccessGuard[]) {}
@@ -328,9 +333,7 @@ export class PhysMemory implements PhysMemoryAccess {
   zero(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): void {
     this.#store.guard?.check('zero', paddr, size, hostAccessor(who));
     this.#store.gen++;
-    this.#store.forEachSpan(paddr, size, (c, w, n) => {
-      if (c !== ZERO_CHUNK) c.fill(0, w, w + n);
-    }, false);
+    this.#store.forEachSpan(paddr, size, zeroSpan, false);
     this.#store.forgetZeroed(paddr, size);
   }
 
