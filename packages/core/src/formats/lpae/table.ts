@@ -395,8 +395,8 @@ export class LpaeEngine {
       const base = PhysMemory.wordIndex(at);
       const first = off / 8;
       for (let i = 0, n = run / 8; i < n; i++) {
-        const lo = w[base + 2 * i]!;
-        const hi = w[base + 2 * i + 1]!;
+        const lo = w[base + 2 * i]! | 0;
+        const hi = w[base + 2 * i + 1]! | 0;
         if ((lo | hi) !== 0) visit(first + i, lo, hi);
       }
       off += run;
@@ -590,7 +590,8 @@ export class LpaeEngine {
       // Entries before the low half wraps (all of them when it cannot).
       let k = n - i;
       if (stepLo === 0) k = 1;
-      else if ((aLo >>> 0) + k * stepLo > TWO_32) k = Math.ceil((TWO_32 - (aLo >>> 0)) / stepLo);
+      // (Compared as room left, a double from the first call: an int32 sum would overflow.)
+      else if (k * stepLo > TWO_32 - (aLo >>> 0)) k = Math.ceil((TWO_32 - (aLo >>> 0)) / stepLo);
       const end = s + 2 * k;
       if (check) {
         for (; s < end; s += 2) {
@@ -625,7 +626,7 @@ export class LpaeEngine {
     const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let i = 0; i < n; i++) {
-      const lo = w[base + 2 * i]!;
+      const lo = w[base + 2 * i]! | 0;
       if ((lo & PTE_TYPE_MASK) === leaf) return E_EXIST;
       if ((lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
         const u = this.inner;
@@ -652,8 +653,8 @@ export class LpaeEngine {
     const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let s = base, end = base + 2 * n; s < end; s += 2) {
-      const lo = w[s]!;
-      const hi = w[s + 1]!;
+      const lo = w[s]! | 0;
+      const hi = w[s + 1]! | 0;
       if ((lo | hi) === 0) continue;
       if ((lo & PTE_TYPE_MASK) === leaf) return true;
       if (level < 3 && (lo & PTE_TYPE_MASK) === PTE_TYPE_TABLE) {
@@ -705,8 +706,8 @@ export class LpaeEngine {
         let i = 0;
         let flush: FlushToken | null = null;
         for (let s = slot; i < n; i++, s += 2) {
-          const lo = w[s]!;
-          const hi = w[s + 1]!;
+          const lo = w[s]! | 0;
+          const hi = w[s + 1]! | 0;
           if ((lo | hi) === 0) break;
           if ((lo & PTE_TYPE_MASK) !== leaf) {
             this.clear(table, idx + i, 1);
@@ -872,8 +873,8 @@ export class LpaeEngine {
       this.guardRead(table, idx, 1);
       const w = this.read(Math.floor(at / CHUNK_BYTES));
       const slot = PhysMemory.wordIndex(at);
-      const lo = w[slot]!;
-      const hi = w[slot + 1]!;
+      const lo = w[slot]! | 0;
+      const hi = w[slot + 1]! | 0;
       path[level] = { level, lo, hi };
       if (this.isLeafLo(lo, level)) return { ret: E_OK, path };
       if (level === 3 || (lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return { ret: E_INVAL, path };
@@ -900,8 +901,8 @@ export class LpaeEngine {
       this.guardRead(table, idx, 1);
       const w = this.read(Math.floor(p / CHUNK_BYTES));
       const slot = PhysMemory.wordIndex(p);
-      const lo = w[slot]!;
-      const hi = w[slot + 1]!;
+      const lo = w[slot]! | 0;
+      const hi = w[slot + 1]! | 0;
       if (this.isLeafLo(lo, level)) {
         if ((hi & PTE_HI_DBM) !== 0 && (lo & PTE_AP_RDONLY) === 0) {
           rec.record(at.addr, bs);
