@@ -136,3 +136,17 @@ describe('batched: a throwing inner alloc surfaces typed, with exact accounting'
     expect(f.allocator.stats().outstanding).toBe(0);
   });
 });
+
+describe('batched: a synchronous free whose inner free throws changes nothing', () => {
+  it('a flushed free whose inner free throws leaves the table live; the same free then succeeds', () => {
+    const f = flaky(createSystemAllocator());
+    const b = withBatching(f.allocator, { batch: 1 });
+    const p = b.alloc(PAGE, BLOCKING_CTX)!;
+    const before = JSON.stringify(b.stats());
+    f.freeThrows = 1;
+    expect(thrown(() => b.free(p, PAGE, FLUSHED))).toBeInstanceOf(AllocatorFaultError);
+    expect(JSON.stringify(b.stats())).toBe(before);
+    b.free(p, PAGE, FLUSHED);
+    expect(b.stats().outstanding).toBe(0);
+  });
+});

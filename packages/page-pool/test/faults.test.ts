@@ -211,3 +211,18 @@ describe('page-pool: a throwing inner alloc surfaces typed, state unchanged', ()
     expect(thrown(() => pool.alloc(PAGE, BLOCKING_CTX))).toBe(own);
   });
 });
+
+describe('page-pool: a synchronous free whose inner free throws changes nothing', () => {
+  it('above the high watermark, a flushed free whose inner free throws leaves the table live; the same free then succeeds', () => {
+    const f = flaky(createSystemAllocator());
+    const pool = withPagePool(f.allocator, { highWatermark: 0 });
+    const p = pool.alloc(PAGE, BLOCKING_CTX)!;
+    const ctx = { kind: 'table' as const, level: 3, flush: { id: 1, done: true } };
+    const before = pool.stats();
+    f.freeThrows = 1;
+    expect(thrown(() => pool.free(p, PAGE, ctx))).toBeInstanceOf(AllocatorFaultError);
+    same(pool.stats(), before);
+    pool.free(p, PAGE, ctx);
+    expect(pool.stats().outstanding).toBe(0);
+  });
+});

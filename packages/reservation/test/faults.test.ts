@@ -135,3 +135,19 @@ describe('reservation: the release access check', () => {
     expect(a.stats().outstanding).toBe(0);
   });
 });
+
+describe('reservation: a synchronous free whose backing free throws changes nothing', () => {
+  it('a flushed free outside a run whose backing free throws leaves the table live; the same free then succeeds', () => {
+    const f = flaky(createSystemAllocator());
+    const a = withReservation(f.allocator);
+    const r = a.prepare(1);
+    const p = r.run(() => a.alloc(PAGE, RUN)!);
+    r.release();
+    const before = JSON.stringify(a.stats());
+    f.freeThrows = 1;
+    expect(thrown(() => a.free(p, PAGE, FLUSHED))).toBeInstanceOf(AllocatorFaultError);
+    expect(JSON.stringify(a.stats())).toBe(before);
+    a.free(p, PAGE, FLUSHED);
+    expect(a.stats().outstanding).toBe(0);
+  });
+});

@@ -9,7 +9,7 @@ import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { withPagePool } from '@io-pgtable/page-pool';
 import { describe, expect, it } from 'vitest';
 import { AccessViolationError, HLOS_VMID, ScmError, ScmPerm, createScmMock, vmidMask, withSecureShare, type ScmMock } from '../src/index.js';
-import { BLOCKING, PAGE, VM_A, VM_B, setup, thrown } from './helpers.js';
+import { BLOCKING, PAGE, STACKS, VM_A, VM_B, setup, thrown } from './helpers.js';
 
 function scmError(fn: () => unknown, reason: string): ScmError {
   const e = thrown(fn);
@@ -18,13 +18,6 @@ function scmError(fn: () => unknown, reason: string): ScmError {
   return e as ScmError;
 }
 
-/** The stacks secure-share runs on: every layer below it is one more public `free`. */
-export const STACKS: ReadonlyArray<[string, (memory: PhysMemory) => TableAllocator]> = [
-  ['system', (memory) => createSystemAllocator({ memory })],
-  ['page-pool > system', (memory) => withPagePool(createSystemAllocator({ memory }), { highWatermark: 4 })],
-  ['batched > system', (memory) => withBatching(createSystemAllocator({ memory }), { batch: 4 })],
-  ['page-pool > batched > system', (memory) => withPagePool(withBatching(createSystemAllocator({ memory }), { batch: 2 }), { zero: 'on-free', highWatermark: 2 })],
-];
 
 describe('the host cannot undo a donation through the monitor', () => {
   it('alloc.scm.assign of a donated page back to HLOS, to the VM itself or to another VM is refused (not-owner); the page stays unwritable and unreleasable', () => {

@@ -1,4 +1,6 @@
 import type { AllocCtx, TableAllocator } from '@io-pgtable/allocator-api';
+import { withBatching } from '@io-pgtable/batched';
+import { withPagePool } from '@io-pgtable/page-pool';
 import { PhysMemory, createSystemAllocator, type SystemAllocator } from '@io-pgtable/core';
 import { createScmMock, withSecureShare, type ScmMockOptions, type SecureShareOptions } from '../src/index.js';
 
@@ -53,3 +55,11 @@ export function thrown(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+/** The stacks secure-share runs on: every layer below it is one more public `free`. */
+export const STACKS: ReadonlyArray<[string, (memory: PhysMemory) => TableAllocator]> = [
+  ['system', (memory) => createSystemAllocator({ memory })],
+  ['page-pool > system', (memory) => withPagePool(createSystemAllocator({ memory }), { highWatermark: 4 })],
+  ['batched > system', (memory) => withBatching(createSystemAllocator({ memory }), { batch: 4 })],
+  ['page-pool > batched > system', (memory) => withPagePool(withBatching(createSystemAllocator({ memory }), { batch: 2 }), { zero: 'on-free', highWatermark: 2 })],
+];

@@ -3,7 +3,7 @@
  * permission, unreadable) by the host through every public path: one test per path, and a
  * property test that throws random public calls at donated pages.
  */
-import { AllocatorMisuseError, assertAccounting, drainAll } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, AllocatorMisuseError, assertAccounting, drainAll, stackLayers, type TableAllocator } from '@io-pgtable/allocator-api';
 import * as core from '@io-pgtable/core';
 import { PhysMemory, Prot, createPageTable, createSystemAllocator, type PageTable } from '@io-pgtable/core';
 import fc from 'fast-check';
@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccessViolationError,
   HLOS_VMID,
+  ScmError,
   ScmPerm,
   attachAccessControl,
   createScmMock,
@@ -18,7 +19,8 @@ import {
   vmidMask,
   withSecureShare,
 } from '../src/index.js';
-import { BLOCKING, PAGE, VM_A, VM_B, setup, thrown } from './helpers.js';
+import { assignAsVm } from '../src/scm-mock.js';
+import { BLOCKING, PAGE, STACKS, VM_A, VM_B, setup, thrown } from './helpers.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const S1 = { pgsizeBitmap: 0x40201000, ias: 48, oas: 48 };
@@ -167,30 +169,59 @@ describe('donated tables: the page-table API cannot write them, and a refused wr
 });
 
 describe('property: random public calls on donated pages', () => {
+  type Who = 'pgtable' | 'allocator';
   type Call =
-    | { op: 'write64'; off: number; v: bigint; who: 'pgtable' | 'allocator' }
+    | { op: 'write64'; off: number; v: bigint; who: Who }
     | { op: 'fill'; off: number; len: number; byte: number }
-    | { op: 'zero' | 'clean' | 'read64' | 'readWords'; off: number }
+    | { op: 'zero' | 'clean' | 'read64' | 'read32' | 'readWords'; off: number }
     | { op: 'device'; off: number }
-    | { op: 'slot-null' | 'slot-probe' | 'reattach' | 'backing-free' | 'double-free' | 'map' | 'install-remove' };
+    | { op: 'assign'; src: bigint; dest: { vmid: number; perm: number }[]; extra: number }
+    | { op: 'layer-free'; layer: number; flushed: boolean }
+    | { op: 'slot-null' | 'slot-probe' | 'reattach' | 'add-guard' | 'install-remove' | 'double-free' | 'foreign-free' | 'map' };
 
+  const VMIDS = [HLOS_VMID, VM_A, VM_B, 0, 63];
+  const mask = fc.oneof(
+    fc.subarray(VMIDS, { minLength: 1 }).map((v) => vmidMask(...v)),
+    fc.bigInt({ min: -1n, max: (1n << 65n) }),
+  );
+  const dest = fc.uniqueArray(fc.record({ vmid: fc.constantFrom(...VMIDS), perm: fc.integer({ min: 0, max: 8 }) }), { selector: (d) => d.vmid, minLength: 0, maxLength: 3 });
+  const off = fc.integer({ min: 0, max: PAGE / 8 - 1 }).map((i) => i * 8);
   const call: fc.Arbitrary<Call> = fc.oneof(
-    fc.record({ op: fc.constant('write64' as const), off: fc.integer({ min: 0, max: PAGE / 8 - 1 }).map((i) => i * 8), v: fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }), who: fc.constantFrom('pgtable' as const, 'allocator' as const) }),
+    fc.record({ op: fc.constant('write64' as const), off, v: fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }), who: fc.constantFrom('pgtable' as const, 'allocator' as const) }),
     fc.record({ op: fc.constant('fill' as const), off: fc.integer({ min: 0, max: PAGE / 4 - 1 }).map((i) => i * 4), len: fc.integer({ min: 1, max: 64 }).map((i) => i * 4), byte: fc.integer({ min: 1, max: 255 }) }),
-    fc.record({ op: fc.constantFrom('zero' as const, 'clean' as const, 'read64' as const, 'readWords' as const, 'device' as const), off: fc.integer({ min: 0, max: PAGE / 8 - 1 }).map((i) => i * 8) }),
-    fc.record({ op: fc.constantFrom('slot-null' as const, 'slot-probe' as const, 'reattach' as const, 'backing-free' as const, 'double-free' as const, 'map' as const, 'install-remove' as const) }),
+    fc.record({ op: fc.constantFrom('zero' as const, 'clean' as const, 'read64' as const, 'read32' as const, 'readWords' as const, 'device' as const), off }),
+    fc.record({ op: fc.constant('assign' as const), src: mask, dest, extra: fc.integer({ min: -1, max: 2 }) }),
+    fc.record({ op: fc.constant('layer-free' as const), layer: fc.nat(3), flushed: fc.boolean() }),
+    fc.record({ op: fc.constantFrom('slot-null' as const, 'slot-probe' as const, 'reattach' as const, 'add-guard' as const, 'install-remove' as const, 'double-free' as const, 'foreign-free' as const, 'map' as const) }),
   );
 
-  function run(calls: Call[], pageIndex: number): void {
-    const { memory, scm, alloc, backing } = setup({ mode: 'donate', batch: 4, poolTarget: 0 });
+  /** Errors this package and its stack throw: nothing raw. */
+  const typed = (e: unknown) => e instanceof AllocatorMisuseError || e instanceof AllocatorFaultError || e instanceof ScmError;
+
+  function run(build: (memory: PhysMemory) => TableAllocator, calls: Call[], pageIndex: number): void {
+    const memory = new PhysMemory();
+    const scm = createScmMock();
+    const alloc = withSecureShare(build(memory), { scm, vmid: VM_A, mode: 'donate', batch: 4, poolTarget: 0 });
+    const layers = stackLayers(alloc);
+    const bottom = layers.at(-1)!;
     const pt: PageTable = createPageTable('ARM_64_LPAE_S1', S1, { allocator: alloc });
     const live = alloc.alloc(PAGE, BLOCKING)!;
     const freed = alloc.alloc(PAGE, BLOCKING)!;
     alloc.free(freed, PAGE);
     alloc.flushDone(); // donated, idle, waiting for reclaim
-    const pages = [pt.pgd, live, freed];
+    // A page the host filled and then donated itself (no allocator holds it): its bytes are not zero.
+    const q = 0x4000_0000;
+    memory.fill(q, PAGE, 0x5a);
+    scm.assign({ paddr: q, size: PAGE }, vmidMask(HLOS_VMID), [{ vmid: VM_A, perm: ScmPerm.RW }]);
+    const zeroed = [pt.pgd, live, freed];
+    const pages = [...zeroed, q];
     const p = pages[pageIndex % pages.length]!;
-    const refused = (fn: () => unknown) => expect(thrown(fn)).toBeInstanceOf(AccessViolationError);
+    const stats = () => JSON.stringify(layers.map((l) => l.stats()));
+    const before = stats();
+    const refused = (fn: () => unknown) => {
+      const e = thrown(fn);
+      expect(typed(e), `${String(e)}`).toBe(true);
+    };
     for (const c of calls) {
       switch (c.op) {
         case 'write64': refused(() => memory.write64(p + c.off, c.v, c.who)); break;
@@ -198,34 +229,53 @@ describe('property: random public calls on donated pages', () => {
         case 'zero': refused(() => memory.zero(p + c.off, 8)); break;
         case 'clean': refused(() => memory.clean(p + c.off, 8)); break;
         case 'read64': refused(() => memory.read64(p + c.off)); break;
+        case 'read32': refused(() => memory.read32(p + c.off)); break;
         case 'readWords': refused(() => memory.readWords(p + c.off, 8)); break;
         case 'device': expect(() => memory.write64(p + c.off, 1n, 'device' as never)).toThrow(TypeError); break;
+        case 'assign': {
+          // Any range covering the donated page: alone, with the page before or after, or a list.
+          const range = c.extra < 0 ? { paddr: p - PAGE, size: 2 * PAGE } : c.extra === 0 ? { paddr: p, size: PAGE } : c.extra === 1 ? { paddr: p, size: 2 * PAGE } : [{ paddr: p, size: PAGE }, { paddr: p + 4 * PAGE, size: PAGE }];
+          refused(() => alloc.scm.assign(range, c.src, c.dest));
+          break;
+        }
+        case 'layer-free': {
+          const layer = layers[c.layer % layers.length]!;
+          const ctx = c.flushed ? { kind: 'table' as const, level: 3, flush: { id: 1, done: true } } : undefined;
+          // The top layer's free of a live table is a legal free: it only queues the block. Every other free is refused.
+          if (layer === alloc && (p === live || p === pt.pgd)) break;
+          refused(() => layer.free(p, PAGE, ctx));
+          break;
+        }
         case 'slot-null': memory.guard = null; break;
         case 'slot-probe': memory.guard = { check() {} }; break;
         case 'reattach': attachAccessControl(memory, scm).detach(); break;
+        case 'add-guard': memory.addGuard({ check() {} }); break;
         case 'install-remove': installGuard(memory, { check() {} })(); break;
-        case 'backing-free': refused(() => backing.free(p, PAGE)); break;
-        case 'double-free': expect(() => alloc.free(freed, PAGE)).toThrow(AllocatorMisuseError); break;
+        case 'double-free': refused(() => alloc.free(freed, PAGE)); break;
+        case 'foreign-free': refused(() => alloc.free(q, PAGE)); break;
         case 'map': refused(() => pt.mapPages(0x4000_0000, 0x4000_0000, PAGE, 1, RW)); break;
       }
-      for (const q of pages) {
-        expect(memory.isZero(q, PAGE)).toBe(true);
-        expect(scm.stateAt(q).owners).toBe(vmidMask(VM_A));
-      }
+      for (const z of zeroed) expect(memory.isZero(z, PAGE)).toBe(true);
+      for (const z of pages) expect(scm.stateAt(z).owners).toBe(vmidMask(VM_A));
+      expect(stats()).toBe(before);
       expect(pt.stats().liveTables).toBe(1);
       assertAccounting(alloc);
     }
+    // The VM gives the host's page back (the test acts as the VM): its bytes are what the host wrote.
+    assignAsVm(scm, VM_A, { paddr: q, size: PAGE }, vmidMask(VM_A), [{ vmid: HLOS_VMID, perm: ScmPerm.RWX }]);
+    const words = memory.readWords(q, PAGE);
+    expect(words.every((w) => w === 0x5a5a5a5a)).toBe(true);
     pt.free();
     alloc.free(live, PAGE);
     drainAll(alloc);
-    expect(backing.stats().outstanding).toBe(0);
+    expect(bottom.stats().outstanding).toBe(0);
     expect(scm.trackedPages).toBe(0);
   }
 
-  it('never changes a donated page, its owner or the accounting, and teardown returns everything', () => {
+  it.each(STACKS)('over %s: never changes a donated page, its owner or any layer\'s accounting; every call is refused typed; teardown returns everything', (_name, build) => {
     fc.assert(
-      fc.property(fc.array(call, { minLength: 1, maxLength: 30 }), fc.nat(2), (calls, i) => run(calls, i)),
-      { numRuns: 150, seed: 0x5ec0 },
+      fc.property(fc.array(call, { minLength: 1, maxLength: 30 }), fc.nat(3), (calls, i) => run(build, calls, i)),
+      { numRuns: 120, seed: 0x5ec0 },
     );
   });
 });
