@@ -1,5 +1,11 @@
 import { MIN_TABLE_ALLOC, allocSizeFor, type Paddr } from './allocator.js';
+import { describeValue } from './checks.js';
 import { AllocatorMisuseError } from './errors.js';
+
+/** A bad value for a message: numbers as they are (always short), anything else capped. */
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : describeValue(v);
+}
 
 export interface TableLedgerOptions {
   /**
@@ -39,7 +45,7 @@ export function isFreeSize(logicalSize: number, allocated: number, minBlock: num
  * says where the page is now (`'waiting for a flush'`), else `foreign-free`.
  */
 export function notLiveError(allocator: string, paddr: Paddr, logicalSize: number, freed: boolean | string, noun: FreeNoun = 'table'): AllocatorMisuseError {
-  const what = `free of ${hex(paddr)} (size ${String(logicalSize)}), which is not a live ${noun}`;
+  const what = `free of ${hex(paddr)} (size ${show(logicalSize)}), which is not a live ${noun}`;
   if (freed === false || freed === '') return new AllocatorMisuseError(allocator, 'foreign-free', `${what} of this allocator`, paddr);
   const where = freed === true ? '' : ` and is ${freed}`;
   return new AllocatorMisuseError(allocator, 'double-free', `${what}: it was already freed${where}`, paddr);
@@ -47,7 +53,7 @@ export function notLiveError(allocator: string, paddr: Paddr, logicalSize: numbe
 
 /** The `free-size` error for a free of a live hand-out of `allocated` bytes with the wrong size. */
 export function freeSizeError(allocator: string, paddr: Paddr, logicalSize: number, allocated: number, noun: FreeNoun = 'table'): AllocatorMisuseError {
-  return new AllocatorMisuseError(allocator, 'free-size', `free of ${hex(paddr)} with size ${String(logicalSize)}, but the ${noun} is ${allocated} bytes`, paddr);
+  return new AllocatorMisuseError(allocator, 'free-size', `free of ${hex(paddr)} with size ${show(logicalSize)}, but the ${noun} is ${allocated} bytes`, paddr);
 }
 
 /**
@@ -81,7 +87,7 @@ export class TableLedger {
   ) {
     const minBlock = opts.minBlock ?? MIN_TABLE_ALLOC;
     if (!Number.isSafeInteger(minBlock) || minBlock < MIN_TABLE_ALLOC) {
-      throw new RangeError(`[iopgt] [${allocator}] ledger minBlock must be an integer >= ${MIN_TABLE_ALLOC}, got ${String(minBlock)}`);
+      throw new RangeError(`[iopgt] [${allocator}] ledger minBlock must be an integer >= ${MIN_TABLE_ALLOC}, got ${show(minBlock)}`);
     }
     this.#wasFreed = opts.wasFreed;
     this.#minBlock = minBlock;
@@ -146,5 +152,5 @@ export class TableLedger {
 }
 
 function hex(p: Paddr): string {
-  return typeof p === 'number' ? `0x${p.toString(16)}` : String(p);
+  return typeof p === 'number' && Number.isSafeInteger(p) && p >= 0 ? `0x${p.toString(16)}` : show(p);
 }

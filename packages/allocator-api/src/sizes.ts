@@ -3,7 +3,13 @@
  * every plugin rejects the same requests with the same rule and wording.
  */
 import { MIN_TABLE_ALLOC, isPowerOfTwo } from './allocator.js';
+import { describeValue } from './checks.js';
 import { AllocatorMisuseError } from './errors.js';
+
+/** A bad value for a message: numbers as they are (always short), anything else capped. */
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : describeValue(v);
+}
 
 /** True if `size` is a request the core can make of an allocator serving up to `maxSize`: a power of two in [64, maxSize]. */
 export function isTableSize(size: number, maxSize: number): boolean {
@@ -17,6 +23,6 @@ export function isTableSize(size: number, maxSize: number): boolean {
  */
 export function assertTableSize(allocator: string, size: number, maxSize: number, what = 'alloc size'): void {
   if (!isTableSize(size, maxSize)) {
-    throw new AllocatorMisuseError(allocator, 'size', `${what} ${String(size)} is not a power of two in [${MIN_TABLE_ALLOC}, ${maxSize}]`);
+    throw new AllocatorMisuseError(allocator, 'size', `${what} ${show(size)} is not a power of two in [${MIN_TABLE_ALLOC}, ${maxSize}]`);
   }
 }

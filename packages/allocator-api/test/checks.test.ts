@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ALLOCATION_RULES, MAX_VALUE_CHARS, checkAllocation, describeValue, isPaddr } from '../src/index.js';
+import { ALLOCATION_RULES, AllocatorFaultError, AllocatorMisuseError, MAX_VALUE_CHARS, TableLedger, asAllocatorError, assertTableSize, checkAllocation, describeValue, freeSizeError, isPaddr, notLiveError } from '../src/index.js';
 
 const open = { limit: 2 ** 40 };
 
@@ -58,5 +58,38 @@ describe('describeValue', () => {
     const big = describeValue(1n << 4000n);
     expect(big.length).toBeLessThanOrEqual(MAX_VALUE_CHARS + 30);
     expect(big).toMatch(/\.\.\. \(\d+ chars\)$/);
+  });
+});
+
+describe('messages cap echoed values (issue 14)', () => {
+  const huge = 'x'.repeat(1 << 20);
+  it.each([
+    ['assertTableSize', () => assertTableSize('a', huge as never, 4096)],
+    ['notLiveError', () => { throw notLiveError('a', huge as never, huge as never, false); }],
+    ['freeSizeError', () => { throw freeSizeError('a', 0x1000, huge as never, 4096); }],
+    ['TableLedger minBlock', () => new TableLedger('a', { minBlock: huge as never })],
+    ['TableLedger.check', () => new TableLedger('a').check(huge as never, huge as never)],
+  ])('%s with a 1 MiB string: the message stays under 300 characters', (_what, fn) => {
+    let e: unknown;
+    try {
+      fn();
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(Error);
+    expect((e as Error).message.length).toBeLessThan(300);
+    expect((e as Error).message).toContain('chars)');
+  });
+
+  it('asAllocatorError passes typed errors through and wraps anything else, capped, with the cause', () => {
+    const own = new AllocatorMisuseError('x', 'size', 'no');
+    expect(asAllocatorError(own, 'a', 'alloc')).toBe(own);
+    const raw = new Error('y'.repeat(10_000));
+    const e = asAllocatorError(raw, 'a', 'inner alloc(4096)') as AllocatorFaultError & { cause: unknown };
+    expect(e).toBeInstanceOf(AllocatorFaultError);
+    expect(e.rule).toBe('no-throw');
+    expect(e.cause).toBe(raw);
+    expect(e.message.length).toBeLessThan(300);
+    expect(asAllocatorError('a string', 'a', 'free').message).toBe('[iopgt] [a] no-throw: free threw: a string');
   });
 });

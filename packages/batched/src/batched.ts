@@ -1,6 +1,7 @@
 import {
   PendingFrees,
   asAllocatorError,
+  describeValue,
   TableLedger,
   assertTableSize,
   definePlugin,
@@ -13,6 +14,11 @@ import {
   type Paddr,
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
+
+/** A bad value for a message: numbers as they are (always short), anything else capped. */
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : describeValue(v);
+}
 
 /**
  * What a refill does when the backing allocator runs out part-way through a batch:
@@ -86,9 +92,9 @@ export interface BatchedAllocator extends TableAllocator {
 export function withBatching(inner: TableAllocator, opts: BatchingOptions): BatchedAllocator {
   const name = opts?.name ?? 'batched';
   const batch = opts?.batch;
-  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`[iopgt] [${name}] batch must be an integer >= 1, got ${String(batch)}`);
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`[iopgt] [${name}] batch must be an integer >= 1, got ${show(batch)}`);
   const mode = opts.mode ?? 'all-or-nothing';
-  if (mode !== 'all-or-nothing' && mode !== 'partial') throw new RangeError(`[iopgt] [${name}] mode must be 'all-or-nothing' or 'partial', got ${String(mode)}`);
+  if (mode !== 'all-or-nothing' && mode !== 'partial') throw new RangeError(`[iopgt] [${name}] mode must be 'all-or-nothing' or 'partial', got ${show(mode)}`);
   const allOrNothing = mode === 'all-or-nothing';
   const maxSize = inner.caps.maxSize;
 

@@ -150,3 +150,17 @@ describe('batched: a synchronous free whose inner free throws changes nothing', 
     expect(b.stats().outstanding).toBe(0);
   });
 });
+
+describe('batched: messages cap echoed values', () => {
+  const huge = 'x'.repeat(1 << 20);
+  it.each([
+    ['batch', () => withBatching(createSystemAllocator(), { batch: huge as never })],
+    ['mode', () => withBatching(createSystemAllocator(), { batch: 1, mode: huge as never })],
+    ['free', () => withBatching(createSystemAllocator(), { batch: 1 }).free(huge as never, huge as never)],
+    ['alloc', () => withBatching(createSystemAllocator(), { batch: 1 }).alloc(huge as never, BLOCKING_CTX)],
+  ])('%s given a 1 MiB string: a typed error whose message stays under 300 characters', (_what, fn) => {
+    const e = thrown(fn);
+    expect(e instanceof RangeError || e instanceof AllocatorMisuseError).toBe(true);
+    expect((e as Error).message.length).toBeLessThan(300);
+  });
+});

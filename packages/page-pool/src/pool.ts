@@ -1,6 +1,7 @@
 import {
   PendingFrees,
   asAllocatorError,
+  describeValue,
   assertTableSize,
   definePlugin,
   flushedCtx,
@@ -17,6 +18,11 @@ import {
   type TableAllocator,
 } from '@io-pgtable/allocator-api';
 import type { PagePool, PagePoolCounters, PagePoolOptions } from './types.js';
+
+/** A bad value for a message: numbers as they are (always short), anything else capped. */
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : describeValue(v);
+}
 
 // Page state, kept in the low bits of the owned-map value (sizes are multiples of 64).
 const LIVE = 1;
@@ -48,13 +54,13 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   const name = opts.name ?? 'page-pool';
   const zeroOnAlloc = (opts.zero ?? 'on-alloc') === 'on-alloc';
   if (opts.zero !== undefined && opts.zero !== 'on-alloc' && opts.zero !== 'on-free') {
-    throw new RangeError(`[iopgt] [${name}] zero must be 'on-alloc' or 'on-free', got ${String(opts.zero)}`);
+    throw new RangeError(`[iopgt] [${name}] zero must be 'on-alloc' or 'on-free', got ${show(opts.zero)}`);
   }
   let low = 0;
   let high = 0;
   function checkWatermarks(lo: number, hi: number): void {
-    if (!Number.isSafeInteger(lo) || lo < 0) throw new RangeError(`[iopgt] [${name}] lowWatermark must be a non-negative integer, got ${lo}`);
-    if (!Number.isSafeInteger(hi) || hi < lo) throw new RangeError(`[iopgt] [${name}] highWatermark must be an integer >= lowWatermark (${lo}), got ${hi}`);
+    if (!Number.isSafeInteger(lo) || lo < 0) throw new RangeError(`[iopgt] [${name}] lowWatermark must be a non-negative integer, got ${show(lo)}`);
+    if (!Number.isSafeInteger(hi) || hi < lo) throw new RangeError(`[iopgt] [${name}] highWatermark must be an integer >= lowWatermark (${show(lo)}), got ${show(hi)}`);
     low = lo;
     high = hi;
   }
@@ -62,7 +68,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
   const maxSize = inner.caps.maxSize;
   const stocked = [...(opts.sizes ?? [4096])];
   for (const s of stocked) {
-    if (!isTableSize(s, maxSize)) throw new RangeError(`[iopgt] [${name}] size ${s} is not a power of two in [64, ${maxSize}]`);
+    if (!isTableSize(s, maxSize)) throw new RangeError(`[iopgt] [${name}] size ${show(s)} is not a power of two in [64, ${maxSize}]`);
   }
   const memory = inner.memory;
   // Above a layer whose pages are assigned by design, a freed page goes back into that stack, not to the host.
@@ -329,7 +335,7 @@ export function withPagePool(inner: TableAllocator, opts: PagePoolOptions = {}):
       return pool.trim();
     },
     shrink(maxPages = Infinity): number {
-      if (!(maxPages >= 0)) throw new RangeError(`[iopgt] [${name}] shrink(maxPages) needs a non-negative count, got ${maxPages}`);
+      if (!(maxPages >= 0)) throw new RangeError(`[iopgt] [${name}] shrink(maxPages) needs a non-negative count, got ${show(maxPages)}`);
       const errors: unknown[] = [];
       let n = 0;
       for (const [size, stack] of idle) {

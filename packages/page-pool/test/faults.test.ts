@@ -226,3 +226,19 @@ describe('page-pool: a synchronous free whose inner free throws changes nothing'
     expect(pool.stats().outstanding).toBe(0);
   });
 });
+
+describe('page-pool: messages cap echoed values', () => {
+  const huge = 'x'.repeat(1 << 20);
+  it.each([
+    ['zero', () => withPagePool(createSystemAllocator(), { zero: huge as never })],
+    ['lowWatermark', () => withPagePool(createSystemAllocator(), { lowWatermark: huge as never })],
+    ['sizes', () => withPagePool(createSystemAllocator(), { sizes: [huge as never] })],
+    ['shrink', () => withPagePool(createSystemAllocator()).shrink(huge as never)],
+    ['free', () => withPagePool(createSystemAllocator()).free(huge as never, huge as never)],
+    ['alloc', () => withPagePool(createSystemAllocator()).alloc(huge as never, BLOCKING_CTX)],
+  ])('%s given a 1 MiB string: a typed error whose message stays under 300 characters', (_what, fn) => {
+    const e = thrown(fn);
+    expect(e instanceof RangeError || e instanceof AllocatorMisuseError).toBe(true);
+    expect((e as Error).message.length).toBeLessThan(300);
+  });
+});

@@ -6,6 +6,7 @@
  * than the limit is admitted alone, so outstanding pages never exceed
  * `max(limit, largest job)` <= `limit + one job`.
  */
+import { describeValue } from '@io-pgtable/allocator-api';
 
 export interface AdmissionOptions {
   /** Pages that reservations in flight may hold together (>= 0). */
@@ -47,7 +48,7 @@ interface Waiter {
 
 export function createAdmission(opts: AdmissionOptions): Admission {
   const limit = opts.limit;
-  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`[iopgt] [reservation] admission limit must be a non-negative integer, got ${String(limit)}`);
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`[iopgt] [reservation] admission limit must be a non-negative integer, got ${describeValue(limit)}`);
   let outstanding = 0;
   let peak = 0;
   let waited = 0;
@@ -84,7 +85,7 @@ export function createAdmission(opts: AdmissionOptions): Admission {
   }
 
   function checkCount(count: number): void {
-    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [reservation] admission count must be a non-negative integer, got ${String(count)}`);
+    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`[iopgt] [reservation] admission count must be a non-negative integer, got ${describeValue(count)}`);
   }
 
   return {

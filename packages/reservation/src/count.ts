@@ -10,6 +10,7 @@
  * exists from VM creation. Concatenated stage-2 PGDs, short start levels and Mali's
  * forced 4-level walk all fall out of `startLevel`/`blockSize`.
  */
+import { describeValue } from '@io-pgtable/allocator-api';
 import type { Geometry } from '@io-pgtable/core';
 
 /** How an unmap that cuts a block mapping is handled. */
@@ -222,15 +223,15 @@ function cutLevel(g: Geometry, bitmap: number, edge: number): number {
 function validate(g: Geometry, op: CountOp, i: number): void {
   if (op === null || typeof op !== 'object' || (op.kind !== 'map' && op.kind !== 'unmap')) throw new CountError(i, 'kind must be "map" or "unmap"');
   const { iova, size } = op;
-  if (!Number.isSafeInteger(iova)) throw new CountError(i, `iova ${String(iova)} is not a safe integer`);
-  if (!Number.isSafeInteger(size) || size <= 0) throw new CountError(i, `size ${String(size)} is not a positive safe integer`);
+  if (!Number.isSafeInteger(iova)) throw new CountError(i, `iova ${describeValue(iova)} is not a safe integer`);
+  if (!Number.isSafeInteger(size) || size <= 0) throw new CountError(i, `size ${describeValue(size)} is not a positive safe integer`);
   if (iova % g.granule !== 0 || size % g.granule !== 0) throw new CountError(i, `iova ${iova} and size ${size} must be multiples of the ${g.granule}-byte granule`);
   const span = 2 ** g.ias;
   const ok = iova >= 0 ? iova + size <= span : iova >= -span && iova + size <= 0;
   if (!ok) throw new CountError(i, `[${iova}, ${iova + size}) is outside the ${g.ias}-bit input address space`);
   if (op.kind === 'map' && op.pgsize !== undefined) {
     const l = leafLevelOf(g, op.pgsize);
-    if (l < 0) throw new CountError(i, `pgsize ${String(op.pgsize)} is not a block or page size of this table`);
+    if (l < 0) throw new CountError(i, `pgsize ${describeValue(op.pgsize)} is not a block or page size of this table`);
     if (iova % op.pgsize !== 0 || size % op.pgsize !== 0) throw new CountError(i, `iova ${iova} and size ${size} must be multiples of pgsize ${op.pgsize}`);
   }
 }
@@ -304,8 +305,8 @@ export function tablesNeeded(g: Geometry, ops: readonly CountOp[], policy: Count
   const split = policy.split ?? 'none';
   const merge = policy.merge ?? 'per-op';
   const bitmap = policy.pgsizeBitmap ?? allBlockSizes(g);
-  if (split !== 'none' && split !== 'split') throw new CountError(-1, `unknown split policy ${JSON.stringify(split)}`);
-  if (merge !== 'per-op' && merge !== 'msm' && merge !== 'union') throw new CountError(-1, `unknown merge strategy ${JSON.stringify(merge)}`);
+  if (split !== 'none' && split !== 'split') throw new CountError(-1, `unknown split policy ${describeValue(split)}`);
+  if (merge !== 'per-op' && merge !== 'msm' && merge !== 'union') throw new CountError(-1, `unknown merge strategy ${describeValue(merge)}`);
   ops.forEach((op, i) => validate(g, op, i));
 
   const perLevel = [0, 0, 0, 0];

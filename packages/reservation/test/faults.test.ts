@@ -6,7 +6,10 @@
 import { AllocatorFaultError, AllocatorMisuseError, PGD_CTX, assertAccounting, type TableAllocator } from '@io-pgtable/allocator-api';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
-import { withReservation, type FreePolicy } from '../src/index.js';
+import { CountError, createAdmission, tablesNeeded, withReservation, type FreePolicy } from '../src/index.js';
+import { PANTHOR_BITMAP, geometry } from './helpers.js';
+
+const G48 = geometry('ARM_64_LPAE_S1', PANTHOR_BITMAP, 48, 48);
 
 const PAGE = 4096;
 const RUN = { mayBlock: false, phase: 'run' as const, kind: 'table' as const, level: 3 };
@@ -149,5 +152,30 @@ describe('reservation: a synchronous free whose backing free throws changes noth
     expect(JSON.stringify(a.stats())).toBe(before);
     a.free(p, PAGE, FLUSHED);
     expect(a.stats().outstanding).toBe(0);
+  });
+});
+
+describe('reservation: error messages cap echoed values', () => {
+  const huge = 'x'.repeat(1 << 20);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  it.each([
+    ['a 1 MiB string as iova', () => tablesNeeded(G48, [{ kind: 'map', iova: huge as never, size: PAGE }])],
+    ['a 1 MiB string as size', () => tablesNeeded(G48, [{ kind: 'map', iova: 0, size: huge as never }])],
+    ['a 1 MiB string as pgsize', () => tablesNeeded(G48, [{ kind: 'map', iova: 0, size: PAGE, pgsize: huge as never }])],
+    ['a 1 MiB string as split policy', () => tablesNeeded(G48, [], { split: huge as never })],
+    ['a cyclic object as merge strategy', () => tablesNeeded(G48, [], { merge: cyclic as never })],
+  ])('%s: CountError, message under 300 characters', (_what, fn) => {
+    const e = thrown(fn);
+    expect(e).toBeInstanceOf(CountError);
+    expect((e as Error).message.length).toBeLessThan(300);
+  });
+  it.each([
+    ['limit', () => createAdmission({ limit: huge as never })],
+    ['count', () => createAdmission({ limit: 4 }).tryAcquire(huge as never)],
+  ])('admission %s given a 1 MiB string: RangeError, message under 300 characters', (_what, fn) => {
+    const e = thrown(fn);
+    expect(e).toBeInstanceOf(RangeError);
+    expect((e as Error).message.length).toBeLessThan(300);
   });
 });
