@@ -8,6 +8,7 @@
  */
 import { describeValue } from '@io-pgtable/allocator-api';
 
+/** Options of {@link createAdmission}. */
 export interface AdmissionOptions {
   /** Pages that reservations in flight may hold together (>= 0). */
   readonly limit: number;
