@@ -123,6 +123,8 @@ export class PageTable<C = unknown> {
    */
   private leave(): void {
     this.busy = false;
+    if (!this.#engine.failed) return;
+    this.#engine.failed = false;
     const frees = this.#engine.takeFreeFailures();
     const callbacks = this.#engine.takeCallbackFailures();
     if (callbacks !== null) throw new FlushCallbackError(callbacks, frees ?? []);
@@ -132,6 +134,7 @@ export class PageTable<C = unknown> {
   /** Leave an operation that threw: what it recorded belongs to it, not to the next one. */
   private abandon(): void {
     this.busy = false;
+    this.#engine.failed = false;
     this.#engine.takeFreeFailures();
     this.#engine.takeCallbackFailures();
   }

@@ -323,6 +323,7 @@ export class LpaeEngine {
       this.cfg.hooks.free(p, size, { kind, level, flush: completedToken() });
     } catch (error) {
       (this.freeFailures ??= []).push({ paddr: p, size, level, error });
+      this.failed = true;
     }
   }
 
@@ -339,6 +340,7 @@ export class LpaeEngine {
       // Go on with the rest of the teardown; the operation reports every failure at its end.
       // The table stays counted as live: the allocator never took it back.
       (this.freeFailures ??= []).push({ paddr: p, size, level, error });
+      this.failed = true;
       return;
     }
     this.liveTables--;
@@ -356,10 +358,14 @@ export class LpaeEngine {
     }
   }
 
+  /** Set when a free hook or a flush callback threw: one test per operation when none did. */
+  failed = false;
+
   /** Flush callbacks that threw since the last call (null when none). */
   private callbackFailures: FlushCallbackFailure[] | null = null;
   private callbackFailed(callback: FlushCallbackFailure['callback'], error: unknown): void {
     (this.callbackFailures ??= []).push({ callback, error });
+    this.failed = true;
   }
   takeCallbackFailures(): FlushCallbackFailure[] | null {
     const f = this.callbackFailures;
