@@ -1,6 +1,7 @@
 import {
   AllocatorMisuseError,
   TableLedger,
+  asAllocatorError,
   isPowerOfTwo,
   type AllocCtx,
   type AllocatorCaps,
@@ -200,6 +201,59 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
     m[(ptr >>> 2) + 1] = Math.floor(value / TWO_32);
   }
 
+  /** A throw from the backing store during a C call, reported when that call returns. */
+  let backingError: unknown = null;
+  /**
+   * Blocks the C code gave back whose backing free threw: still held (and counted in
+   * `outstanding`), retried by the next flushDone or drain. The C code cannot be told a
+   * free failed, so this side keeps them.
+   */
+  const parked = new Map<Paddr, number>();
+  /** Bytes in `parked`: counted as cached (held, idle, on their way back). */
+  let parkedBytes = 0;
+
+  /** Hand a block the C code released back to the backing store; park it if that throws. */
+  function giveBack(pa: Paddr, size: number): void {
+    try {
+      backing.free(pa, size);
+    } catch (e) {
+      parkError ??= e;
+      if (!parked.has(pa)) parkedBytes += size;
+      parked.set(pa, size);
+      return;
+    }
+    if (parked.delete(pa)) parkedBytes -= size;
+    held.delete(pa);
+    heldBytes -= size;
+    freed.delete(pa);
+    if (smallestTable < size && freed.size > 0) for (let q = pa + smallestTable; q < pa + size; q += smallestTable) freed.delete(q);
+    backingFreed++;
+  }
+
+  /** A throw from a backing free: reported by the next flushDone or drain, which retry. */
+  let parkError: unknown = null;
+
+  /** Retry the parked blocks. */
+  function retryParked(): void {
+    for (const [pa, size] of [...parked]) giveBack(pa, size);
+  }
+
+  /** After a flushDone or drain: a backing free that threw (now or before, and still failing) surfaces, typed. */
+  function surfaceParkError(what: string): void {
+    if (parkError === null) return;
+    const e = parkError;
+    parkError = null;
+    throw asAllocatorError(e, name, `the backing store (${backing.caps.name}) free, during ${what}, (the block is kept and retried),`);
+  }
+
+  /** After a C call: a backing throw it absorbed surfaces now, typed; the instance stays usable. */
+  function surfaceBackingError(what: string): void {
+    if (backingError === null) return;
+    const e = backingError;
+    backingError = null;
+    throw asAllocatorError(e, name, `the backing store (${backing.caps.name}), during ${what},`);
+  }
+
   const imports: Record<string, (...a: number[]) => number | void> = {
     backing_alloc(size, gfp, out) {
       if (!isPowerOfTwo(size) || size < 64 || size > backing.caps.maxSize) {
@@ -213,7 +267,15 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
         ctx = c;
       }
       backingCalls++;
-      const pa = backing.alloc(size, ctx);
+      let pa: Paddr | null;
+      try {
+        pa = backing.alloc(size, ctx);
+      } catch (e) {
+        // The C code handles a NULL from below (ENOMEM); a throw through it would leave it
+        // mid-operation. Report it after the C call returns (see surfaceBackingError).
+        backingError ??= e;
+        pa = null;
+      }
       if (pa === null) {
         writeU64(out, 0);
         return 0;
@@ -231,12 +293,7 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       if (have !== size) badCall('free-size', `iopgt_backing_free(${hex(pa)}, ${size}): the block was taken with size ${have}`, pa);
       // The table being freed right now may go straight back (its flush token is done).
       if (live.has(pa) && pa !== freeing) badCall('foreign-free', `iopgt_backing_free(${hex(pa)}): the page is a live table the page table still uses`, pa);
-      held.delete(pa);
-      heldBytes -= size;
-      freed.delete(pa);
-      if (smallestTable < size && freed.size > 0) for (let q = pa + smallestTable; q < pa + size; q += smallestTable) freed.delete(q);
-      backingFreed++;
-      backing.free(pa, size);
+      giveBack(pa, size);
     },
     mem_zero(lo, hi, size) {
       memory.zero(ownRange(lo, hi, size, 'iopgt_zero of'), size);
@@ -282,7 +339,11 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
   function enter<T>(what: string, fn: () => T): T {
     begin(what);
     try {
-      return fn();
+      const r = fn();
+      // A backing alloc that threw inside this call was a NULL to the C code, which handled
+      // it (a short refill, a failed reservation): nothing is left to report.
+      backingError = null;
+      return r;
     } catch (e) {
       return failed(e, what);
     } finally {
@@ -416,7 +477,13 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       const m = mem32();
       const lo = m[scratch]!;
       const hi = m[scratch + 1]!;
-      if (lo === 0 && hi === 0) return null;
+      if (lo === 0 && hi === 0) {
+        // Out of pages because the backing store threw (not because it said no): say so.
+        surfaceBackingError('alloc');
+        return null;
+      }
+      // A refill that failed part-way but still found a page: the page is what was asked for.
+      backingError = null;
       call = 'alloc';
       if (hi >= PA_HI_LIMIT) throw fault('in-range', 'bad-return', `alloc(${size}) returned 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}, above 2^52`);
       const pa = hi * TWO_32 + lo;
@@ -449,12 +516,14 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
     },
     flushDone(token?: FlushToken): void {
       const freedBefore = backingFreed;
+      retryParked();
       if (token === undefined) enter('flush_done', () => ex.iopgt_abi_flush_done(0xffffffff, 0xffffffff));
       else enter('flush_done', () => ex.iopgt_abi_flush_done(token.id % TWO_32, Math.floor(token.id / TWO_32)));
       // Forward the completion down the stack. Pages given back from inside the callback
       // had their flush, so a deferring backing store may release them too.
       backing.flushDone(token);
       if (token !== undefined && backingFreed !== freedBefore && backing.caps.defersFree) backing.flushDone();
+      surfaceParkError('flushDone');
     },
     stats(): AllocatorStats {
       const m = enter('stats', () => {
@@ -465,7 +534,7 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
       return {
         outstanding: heldBytes,
         live: live.bytes,
-        cached: u64(0),
+        cached: u64(0) + parkedBytes,
         reserved: u64(1),
         pendingFlush: u64(2),
         quarantined: u64(3),
@@ -475,8 +544,10 @@ export function createCAllocator(mod: CAllocatorModule, opts: CAllocatorOptions)
     },
     drain(): void {
       const freedBefore = backingFreed;
+      retryParked();
       enter('drain', () => ex.iopgt_abi_drain());
       if (backingFreed !== freedBefore && backing.caps.defersFree) backing.flushDone();
+      surfaceParkError('drain');
     },
     reserve: reserveJob,
   };
