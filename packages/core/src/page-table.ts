@@ -35,6 +35,12 @@ export interface WalkResult {
 export const IOMMU_DIRTY_NO_CLEAR = 1;
 
 /**
+ * The tables of a page table as the device reads them (no host access check): set by
+ * PageTable's static block, exported through `hw.deviceTables` only.
+ */
+export let deviceSnapshot: (pt: PageTable<unknown>) => Map<Paddr, Map<number, bigint>>;
+
+/**
  * io_pgtable_ops for one LPAE page table. In `strict` mode (default) every call is
  * validated as the iommu core would (alignment, one page-size bit, the whole run inside
  * ias and oas, pgcount >= 1, no overlap) and rejected calls change nothing. In `kernel`
@@ -334,14 +340,21 @@ export class PageTable<C = unknown> {
 
   /**
    * Snapshot of every live table reachable from the PGD: address -> non-zero entries
-   * (index -> descriptor). For dumps and tests; not a hot path.
+   * (index -> descriptor). For dumps and tests; not a hot path. Each table read is a host
+   * read: a table the host may not read (secure-share donate mode) faults, as every other
+   * host read does; `hw.deviceTables(pt)` is the same snapshot as the IOMMU reads it.
    */
   tables(): Map<Paddr, Map<number, bigint>> {
     if (this.freed) return new Map();
     // Read-only, so allowed from inside a hook (as iovaToPhys is not): dumps and checkers use it.
-    return this.#engine.snapshot();
+    return this.#engine.snapshot(true);
+  }
+
+  static {
+    deviceSnapshot = (pt: PageTable<unknown>) => (pt.freed ? new Map() : pt.#engine.snapshot(false));
   }
 }
+
 
 /**
  * Low 52 bits of a u64 IOVA input, or -1 for the all-ones address (undefined in the

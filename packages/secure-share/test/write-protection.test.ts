@@ -5,7 +5,7 @@
  */
 import { AllocatorFaultError, AllocatorMisuseError, assertAccounting, drainAll, stackLayers, type TableAllocator } from '@io-pgtable/allocator-api';
 import * as core from '@io-pgtable/core';
-import { PhysMemory, Prot, createPageTable, createSystemAllocator, type PageTable } from '@io-pgtable/core';
+import { PhysMemory, Prot, createPageTable, createSystemAllocator, hw, type PageTable } from '@io-pgtable/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -160,9 +160,10 @@ describe('donated tables: the page-table API cannot write them, and a refused wr
     for (const q of pages) scm.assign({ paddr: q, size: PAGE }, shared, [{ vmid: VM_A, perm: ScmPerm.RW }]);
     violation(() => pt.unmapPages(0x1000, PAGE, 1));
     violation(() => pt.mapPages(0x2000, 0x4000_1000, PAGE, 1, RW, BLOCKING));
-    const dump = () => JSON.stringify([...pt.tables()].map(([a, e]) => [a, [...e].map(([i, v]) => [i, v.toString(16)])]));
-    // The host cannot even read them through a walk; the inspection view shows them unchanged.
+    const dump = () => JSON.stringify([...hw.deviceTables(pt)].map(([a, e]) => [a, [...e].map(([i, v]) => [i, v.toString(16)])]));
+    // The host cannot even read them now (a walk or a dump); the device's view shows them unchanged.
     violation(() => pt.iovaToPhys(0x1000));
+    violation(() => pt.tables());
     expect(dump()).toBe(before);
     expect(pt.stats().liveTables).toBe(pages.length);
   });

@@ -19,7 +19,7 @@
  *    tracks no page outside a quarantined block (no page is still donated or shared).
  */
 import { AccountingError, AllocatorFaultError, AllocatorMisuseError, COMPLETED_FLUSH, assertAccounting, drainAll, type AllocCtx, type FreeCtx, type Paddr, type TableAllocator } from '@io-pgtable/allocator-api';
-import { FlushCallbackError, IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, mulberry32, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
+import { FlushCallbackError, IotlbGather, IoPgtableError, TableFreeError, allocIoPgtableOps, hw, mulberry32, type DmaOps, type FlushOps, type PageTable, type SystemAllocator, type TableFreeFailure } from '@io-pgtable/core';
 import { BindError, PrepareFailure, type BindOp } from '@io-pgtable/reservation';
 import type { SecureShareAllocator } from '@io-pgtable/secure-share';
 import { createBindVm, type BindVm } from './bind.js';
@@ -331,7 +331,8 @@ export function runMatrix(cfg: FuzzConfig, stackName: MatrixStackName, plan: Fau
   let vm: BindVm | null = null;
 
   const view = (): { leaves: string; tables: Set<string>; reachable: number } => {
-    const w = walkSnapshot(ctx, shape, pt!.pgd, pt!.tables());
+    // The device's view: donate mode's tables refuse the host's read (pt.tables()).
+    const w = walkSnapshot(ctx, shape, pt!.pgd, hw.deviceTables(pt!));
     if (w.problems.length > 0) fail(`tree: ${w.problems.slice(0, 3).join('; ')}`);
     return { leaves: JSON.stringify([...w.leaves.values()].sort((a, b) => a.iova - b.iova), (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v)), tables: w.tables, reachable: w.tableLevels.size };
   };

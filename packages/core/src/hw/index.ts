@@ -24,3 +24,4 @@ export {
   type WalkConfig,
   type WalkOutcome,
 } from './walker.js';
+export { deviceTables } from './device-tables.js';

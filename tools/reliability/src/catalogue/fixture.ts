@@ -1,5 +1,5 @@
 /** The default fixture API cases run on, and the snapshot that must not change. */
-import { PhysMemory, createPageTable, createSystemAllocator } from '@io-pgtable/core';
+import { PhysMemory, createPageTable, createSystemAllocator, hw } from '@io-pgtable/core';
 import type { Fixture } from './types.js';
 
 const BASE = 0x8000_0000;
@@ -24,7 +24,8 @@ export function makeFixture(): Fixture {
  * (Not the system allocator's `allocCalls`: a rejected `alloc(100)` still advances it.)
  */
 export function snapshot(f: Fixture): string {
-  const tables = f.pt.isFreed ? [] : [...f.pt.tables()].map(([a, e]) => [a, [...e].map(([i, v]) => [i, v.toString(16)])]);
+  // The device's view: a table assigned away from the host refuses pt.tables() (a host read).
+  const tables = f.pt.isFreed ? [] : [...hw.deviceTables(f.pt)].map(([a, e]) => [a, [...e].map(([i, v]) => [i, v.toString(16)])]);
   let h = 0x811c9dc5;
   const [base, bytes] = f.region;
   for (let p = base; p < base + bytes; p += 0x1000) {

@@ -80,6 +80,7 @@ const API: readonly ApiCase[] = [
   // The kernel reads the PGD slot before it installs a table: that host read faults first.
   wp('secure-map-donated', 'mapPages', 'map that needs a table under a donated PGD (used to strand the new table)', denied('pgtable read'), (f) => f.pt.mapPages(0, 0x4000_0000, PAGE, 1, [...RW]), 'leak-after-fault'),
   wp('secure-iovatophys-donated', 'iovaToPhys', 'iova_to_phys walking a donated PGD (the engine read it unchecked)', denied('pgtable read'), (f) => f.pt.iovaToPhys(0x1000)),
+  wp('secure-tables-donated', 'tables', 'a dump of a donated PGD (the engine read it unchecked)', denied('pgtable read'), (f) => f.pt.tables()),
   wp('secure-unmap-donated', 'unmapPages', 'unmap under a donated PGD (read unchecked, answered ENOENT)', denied('pgtable read'), (f) => f.pt.unmapPages(0x1000, PAGE, 1)),
 ];
 

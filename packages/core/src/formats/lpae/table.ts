@@ -929,18 +929,18 @@ export class LpaeEngine {
 
   /**
    * Every table reachable from the PGD, in address order: its non-empty slots (index ->
-   * descriptor as 64-bit value). This is the model's inspection view, read as the monitor
-   * sees memory, not a host operation: checkers must see a donated tree to prove it
-   * unchanged. Every host operation (map, unmap, iova_to_phys, walks, dirty) and every
-   * PhysMemory read is access-checked.
+   * descriptor as 64-bit value). `asHost`: each table read is a host read, access-checked
+   * (pt.tables()); otherwise the device's view (hw.deviceTables: the IOMMU walks tables the
+   * host may not read, as device accesses are the VM's).
    */
-  snapshot(): Map<Paddr, Map<number, bigint>> {
+  snapshot(asHost: boolean): Map<Paddr, Map<number, bigint>> {
     const out = new Map<Paddr, Map<number, bigint>>();
     const visit = (level: number, table: Paddr): void => {
       const entries = new Map<number, bigint>();
       out.set(table, entries);
       // The PGD's whole allocation: a kernel-mode run may have written past pgdSize.
       const size = level === this.g.startLevel ? allocSizeFor(this.g.pgdSize) : this.g.granule;
+      if (asHost) this.guardRead(table, 0, size / 8);
       this.forEachEntry(table, size, (i, lo, hi) => {
         entries.set(i, pteToBigInt(lo, hi));
         if (level < 3 && !this.isLeafLo(lo, level)) visit(level + 1, pteToPaddr(lo, hi, this.g.granule));
