@@ -3,7 +3,8 @@
  * released to the layer below, and a throwing backing allocator never makes the layer
  * lose or double-count a page.
  */
-import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting, type TableAllocator } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting } from '@io-pgtable/allocator-api';
+import { throwingBacking } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { withBatching } from '../src/index.js';
@@ -20,27 +21,6 @@ function thrown(fn: () => unknown): unknown {
   return undefined;
 }
 
-/** A backing allocator whose `alloc`/`free` throw a raw error on the calls the test picks. */
-function flaky(inner: TableAllocator) {
-  const f = { freeThrows: 0, allocThrowAt: -1, allocs: 0 };
-  const a: TableAllocator = {
-    ...inner,
-    alloc(size, ctx) {
-      if (f.allocs++ === f.allocThrowAt) throw new Error('injected: alloc failed');
-      return inner.alloc(size, ctx);
-    },
-    free(p, size, ctx) {
-      if (f.freeThrows > 0) {
-        f.freeThrows--;
-        throw new Error('injected: free failed');
-      }
-      inner.free(p, size, ctx);
-    },
-    flushDone: (t) => inner.flushDone(t),
-    stats: () => inner.stats(),
-  };
-  return Object.assign(f, { allocator: a });
-}
 
 describe('batched: the release access check', () => {
   it.each([['deferred', undefined], ['flushed', FLUSHED]] as const)('a %s free of a page still assigned away is refused, typed, nothing changed', (_what, ctx) => {
@@ -71,7 +51,7 @@ describe('batched: the release access check', () => {
 
 describe('batched: a throwing inner free never loses a page', () => {
   it('flushDone continues past a throwing free, keeps that page (cached), reports it; the next flushDone returns it', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const b = withBatching(f.allocator, { batch: 2 });
     const p = b.alloc(PAGE, BLOCKING_CTX)!;
     const q = b.alloc(PAGE, BLOCKING_CTX)!;
@@ -90,7 +70,7 @@ describe('batched: a throwing inner free never loses a page', () => {
   });
 
   it('drain keeps a held page whose free threw and returns every other; a second drain returns it', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const b = withBatching(f.allocator, { batch: 4 });
     expect(b.refill(PAGE, BLOCKING_CTX)).toBe(4);
     f.freeThrows = 1;
@@ -106,7 +86,7 @@ describe('batched: a throwing inner free never loses a page', () => {
   it('a short all-or-nothing batch whose give-back throws keeps that page held and accounted', () => {
     let n = 0;
     const system = createSystemAllocator();
-    const f = flaky({ ...system, alloc: (size, ctx) => (n++ === 2 ? null : system.alloc(size, ctx)) });
+    const f = throwingBacking({ ...system, alloc: (size, ctx) => (n++ === 2 ? null : system.alloc(size, ctx)) });
     const b = withBatching(f.allocator, { batch: 4 });
     f.freeThrows = 1;
     expect(thrown(() => b.alloc(PAGE, BLOCKING_CTX))).toBeInstanceOf(AllocatorFaultError);
@@ -123,7 +103,7 @@ describe('batched: a throwing inner alloc surfaces typed, with exact accounting'
     ['all-or-nothing', 0],
     ['partial', 2],
   ] as const)('%s: a throw at the 3rd allocation of a batch is an AllocatorFaultError; the layer holds %i pages', (mode, kept) => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     f.allocThrowAt = 2;
     const b = withBatching(f.allocator, { batch: 4, mode });
     const e = thrown(() => b.alloc(PAGE, BLOCKING_CTX));
@@ -139,7 +119,7 @@ describe('batched: a throwing inner alloc surfaces typed, with exact accounting'
 
 describe('batched: a synchronous free whose inner free throws changes nothing', () => {
   it('a flushed free whose inner free throws leaves the table live; the same free then succeeds', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const b = withBatching(f.allocator, { batch: 1 });
     const p = b.alloc(PAGE, BLOCKING_CTX)!;
     const before = JSON.stringify(b.stats());

@@ -1,4 +1,5 @@
-import { AllocatorFaultError, assertAccounting, drainAll, flushedCtx, type AllocCtx, type TableAllocator } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, assertAccounting, drainAll, flushedCtx, type AllocCtx } from '@io-pgtable/allocator-api';
+import { throwingBacking } from '@io-pgtable/conformance';
 import { createSystemAllocator, PhysMemory } from '@io-pgtable/core';
 import { describe, expect, test } from 'vitest';
 import { createCAllocator } from '../src/index.js';
@@ -7,23 +8,13 @@ import { moduleOf } from './helpers/compiler.js';
 const CTX: AllocCtx = { mayBlock: true, kind: 'table', level: 3 };
 const PAGE = 4096;
 
-/** A system allocator whose alloc (or free) number `at` throws, once. */
+/** A system allocator whose alloc number `at` (or the next free) throws, once. */
 function flakyBacking(which: 'alloc' | 'free', at: number) {
   const system = createSystemAllocator({ memory: new PhysMemory() });
-  let n = 0;
-  const backing: TableAllocator = {
-    ...system,
-    caps: { ...system.caps, name: 'flaky', mayFail: true },
-    alloc(size, ctx) {
-      if (which === 'alloc' && n++ === at) throw new Error('backing: alloc failed');
-      return system.alloc(size, ctx);
-    },
-    free(p, size, ctx) {
-      if (which === 'free' && n++ === at) throw new Error('backing: free failed');
-      system.free(p, size, ctx);
-    },
-  };
-  return { system, backing };
+  const t = throwingBacking(system);
+  if (which === 'alloc') t.allocThrowAt = at;
+  else t.freeThrows = 1;
+  return { system, backing: t.allocator };
 }
 
 describe('the C pool over a backing store that throws', () => {
@@ -37,7 +28,7 @@ describe('the C pool over a backing store that throws', () => {
       e = x;
     }
     expect(e).toBeInstanceOf(AllocatorFaultError);
-    expect((e as Error).message).toMatch(/backing: alloc failed/);
+    expect((e as Error).message).toMatch(/injected: alloc failed/);
     assertAccounting(pool);
     // Usable afterwards: the next allocation works and everything goes back.
     const p = pool.alloc(PAGE, CTX)!;
@@ -64,7 +55,7 @@ describe('the C pool over a backing store that throws', () => {
     }
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(AllocatorFaultError);
-    expect((errors[0] as Error).message).toMatch(/backing: free failed/);
+    expect((errors[0] as Error).message).toMatch(/injected: free failed/);
     expect(system.stats().outstanding).toBe(0);
     expect(pool.stats().outstanding).toBe(0);
   });

@@ -34,3 +34,4 @@ export {
   describeTables,
   runConformanceGroup,
 } from './suite.js';
+export { throwingBacking, type ThrowingBacking } from './throwing-backing.js';

@@ -3,7 +3,8 @@
  * for reuse, and a throwing backing allocator never makes the pool lose or double-count a
  * page.
  */
-import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting, type AllocatorStats, type TableAllocator } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting, type AllocatorStats } from '@io-pgtable/allocator-api';
+import { throwingBacking } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator, type AccessKind } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { withPagePool } from '../src/index.js';
@@ -38,30 +39,6 @@ function thrown(fn: () => unknown): unknown {
   return undefined;
 }
 
-/** A backing allocator whose `free` or `alloc` throws a raw error when the test says so. */
-function flaky(inner: TableAllocator) {
-  const f = { freeThrows: 0, allocThrows: 0 };
-  const a: TableAllocator = {
-    ...inner,
-    alloc(size, ctx) {
-      if (f.allocThrows > 0) {
-        f.allocThrows--;
-        throw new Error('injected: alloc failed');
-      }
-      return inner.alloc(size, ctx);
-    },
-    free(p, size, ctx) {
-      if (f.freeThrows > 0) {
-        f.freeThrows--;
-        throw new Error('injected: free failed');
-      }
-      inner.free(p, size, ctx);
-    },
-    flushDone: (t) => inner.flushDone(t),
-    stats: () => inner.stats(),
-  };
-  return Object.assign(f, { allocator: a });
-}
 
 const same = (a: AllocatorStats, b: AllocatorStats) => expect(JSON.stringify(a)).toBe(JSON.stringify(b));
 
@@ -123,7 +100,7 @@ describe('page-pool: the release access check', () => {
 
 describe('page-pool: a throwing inner free never loses a page', () => {
   it('shrink keeps the page whose free threw (idle, accounted), reports the error, and returns every other one; the next shrink returns it', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const pool = withPagePool(f.allocator, { highWatermark: 4 });
     expect(pool.refill()).toBe(4);
     f.freeThrows = 1;
@@ -141,7 +118,7 @@ describe('page-pool: a throwing inner free never loses a page', () => {
   });
 
   it('a free past the high watermark whose inner free throws keeps the page idle; flushDone reports it and trim returns it', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const pool = withPagePool(f.allocator, { highWatermark: 0 });
     const p = pool.alloc(PAGE, BLOCKING_CTX)!;
     const q = pool.alloc(PAGE, BLOCKING_CTX)!;
@@ -158,7 +135,7 @@ describe('page-pool: a throwing inner free never loses a page', () => {
   });
 
   it('two failures in one drain are both reported, and both pages stay accounted', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const pool = withPagePool(f.allocator, { highWatermark: 3 });
     pool.refill();
     f.freeThrows = 2;
@@ -175,7 +152,7 @@ describe('page-pool: a throwing inner free never loses a page', () => {
 
 describe('page-pool: a throwing inner alloc surfaces typed, state unchanged', () => {
   it('a miss whose inner alloc throws: AllocatorFaultError (no-throw) with the cause, nothing held', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const pool = withPagePool(f.allocator);
     const before = pool.stats();
     f.allocThrows = 1;
@@ -214,7 +191,7 @@ describe('page-pool: a throwing inner alloc surfaces typed, state unchanged', ()
 
 describe('page-pool: a synchronous free whose inner free throws changes nothing', () => {
   it('above the high watermark, a flushed free whose inner free throws leaves the table live; the same free then succeeds', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const pool = withPagePool(f.allocator, { highWatermark: 0 });
     const p = pool.alloc(PAGE, BLOCKING_CTX)!;
     const ctx = { kind: 'table' as const, level: 3, flush: { id: 1, done: true } };

@@ -3,7 +3,8 @@
  * a release or a flush lose or double-count a page, and a table still assigned away from
  * the host is never taken back for reuse.
  */
-import { AllocatorFaultError, AllocatorMisuseError, PGD_CTX, assertAccounting, type TableAllocator } from '@io-pgtable/allocator-api';
+import { AllocatorFaultError, AllocatorMisuseError, PGD_CTX, assertAccounting } from '@io-pgtable/allocator-api';
+import { throwingBacking } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { CountError, createAdmission, tablesNeeded, withReservation, type FreePolicy } from '../src/index.js';
@@ -24,31 +25,11 @@ function thrown(fn: () => unknown): unknown {
   return undefined;
 }
 
-function flaky(inner: TableAllocator) {
-  const f = { freeThrows: 0, allocThrowAt: -1, allocs: 0 };
-  const a: TableAllocator = {
-    ...inner,
-    alloc(size, ctx) {
-      if (f.allocs++ === f.allocThrowAt) throw new Error('injected: alloc failed');
-      return inner.alloc(size, ctx);
-    },
-    free(p, size, ctx) {
-      if (f.freeThrows > 0) {
-        f.freeThrows--;
-        throw new Error('injected: free failed');
-      }
-      inner.free(p, size, ctx);
-    },
-    flushDone: (t) => inner.flushDone(t),
-    stats: () => inner.stats(),
-  };
-  return Object.assign(f, { allocator: a });
-}
 
 describe('reservation: throwing backing calls', () => {
   it('a prepare whose 3rd backing allocation throws fails (false, state failed) and gives back the two pages it took', () => {
     const system = createSystemAllocator();
-    const f = flaky(system);
+    const f = throwingBacking(system);
     f.allocThrowAt = 2;
     const a = withReservation(f.allocator);
     const r = a.createReservation();
@@ -61,7 +42,7 @@ describe('reservation: throwing backing calls', () => {
 
   it('a release whose backing free throws keeps that page (cached), reports it, returns the rest once; drain returns it', () => {
     const system = createSystemAllocator();
-    const f = flaky(system);
+    const f = throwingBacking(system);
     const a = withReservation(f.allocator);
     const r = a.prepare(3);
     expect(r.state).toBe('ready');
@@ -82,7 +63,7 @@ describe('reservation: throwing backing calls', () => {
 
   it('a flushed table whose backing free throws stays accounted (cached) and goes down at the next flushDone', () => {
     const system = createSystemAllocator();
-    const f = flaky(system);
+    const f = throwingBacking(system);
     const a = withReservation(f.allocator);
     const r = a.prepare(2);
     const [p, q] = r.run(() => [a.alloc(PAGE, RUN)!, a.alloc(PAGE, RUN)!]);
@@ -99,7 +80,7 @@ describe('reservation: throwing backing calls', () => {
   });
 
   it('a root whose backing alloc throws: AllocatorFaultError, nothing held', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     f.allocThrowAt = 0;
     const a = withReservation(f.allocator);
     expect(thrown(() => a.alloc(PAGE, PGD_CTX))).toBeInstanceOf(AllocatorFaultError);
@@ -141,7 +122,7 @@ describe('reservation: the release access check', () => {
 
 describe('reservation: a synchronous free whose backing free throws changes nothing', () => {
   it('a flushed free outside a run whose backing free throws leaves the table live; the same free then succeeds', () => {
-    const f = flaky(createSystemAllocator());
+    const f = throwingBacking(createSystemAllocator());
     const a = withReservation(f.allocator);
     const r = a.prepare(1);
     const p = r.run(() => a.alloc(PAGE, RUN)!);
