@@ -8,6 +8,20 @@ describe('seeded generators', () => {
     expect([next(), next(), next()]).toEqual([270369, 67634689, 2647435461]);
     expect(xorshift32(0)()).toBe(270369); // a zero seed would be stuck at 0: it becomes 1
   });
+  it('xorshift32 gives the recurrence\'s uint32 values for seeds and states above 2^31', () => {
+    // Reference: the same recurrence on a BigInt masked to 32 bits (an independent implementation).
+    const M = 0xffff_ffffn;
+    for (const seed of [1, 7, 0x8000_0000, 0xdead_beef, 0xffff_ffff]) {
+      let x = BigInt(seed);
+      const next = xorshift32(seed);
+      for (let i = 0; i < 2000; i++) {
+        x ^= (x << 13n) & M;
+        x ^= x >> 17n;
+        x ^= (x << 5n) & M;
+        expect(next()).toBe(Number(x));
+      }
+    }
+  });
   it('mulberry32 gives floats in [0, 1), the same stream for the same seed', () => {
     const a = mulberry32(7);
     const b = mulberry32(7);

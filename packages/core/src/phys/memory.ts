@@ -8,6 +8,12 @@ import type { Paddr, PhysMemoryAccess } from '@io-pgtable/allocator-api';
  */
 export const CHUNK_SHIFT = 16;
 export const CHUNK_BYTES = 1 << CHUNK_SHIFT;
+/** Exact (a power of two): a multiply, where a division by a module constant is a divide (see hi32). */
+const PER_CHUNK = 1 / CHUNK_BYTES;
+/** The storage chunk of `paddr`: chunkOf(paddr). */
+export function chunkOf(paddr: number): number {
+  return Math.floor(paddr * PER_CHUNK);
+}
 const CHUNK_WORDS = CHUNK_BYTES >>> 2;
 const ZERO_CHUNK = new Uint32Array(CHUNK_WORDS);
 const FRAME_SHIFT = 12;
@@ -69,7 +75,7 @@ export class MemoryStore {
    */
   chunk(paddr: Paddr): Uint32Array {
     this.gen++;
-    const key = Math.floor(paddr / CHUNK_BYTES);
+    const key = chunkOf(paddr);
     if (key !== this.lastKey) this.load(key, true);
     this.lastWritten[(paddr % CHUNK_BYTES) >>> FRAME_SHIFT] = 1;
     return this.lastChunk;
@@ -77,7 +83,7 @@ export class MemoryStore {
 
   /** Like {@link chunk} but never allocates: untouched memory reads as a shared zero chunk. For reading only. */
   peek(paddr: Paddr): Uint32Array {
-    const key = Math.floor(paddr / CHUNK_BYTES);
+    const key = chunkOf(paddr);
     if (key === this.lastKey) return this.lastChunk;
     return this.load(key, false) ? this.lastChunk : ZERO_CHUNK;
   }
@@ -98,7 +104,7 @@ export class MemoryStore {
     let left = size;
     while (left > 0) {
       const inChunk = Math.min(left, CHUNK_BYTES - (p % CHUNK_BYTES));
-      const key = Math.floor(p / CHUNK_BYTES);
+      const key = chunkOf(p);
       if (key !== this.lastKey) this.load(key, true);
       this.lastWritten.fill(1, (p % CHUNK_BYTES) >>> FRAME_SHIFT, ((p % CHUNK_BYTES) + inChunk + 0xfff) >>> FRAME_SHIFT);
       p += inChunk;
@@ -125,7 +131,7 @@ export class MemoryStore {
     while (left > 0) {
       // One frame (or the rest of the range) at a time; frames never written are zero.
       const inFrame = Math.min(left, 0x1000 - (p % 0x1000));
-      const key = Math.floor(p / CHUNK_BYTES);
+      const key = chunkOf(p);
       if ((key === this.lastKey || this.load(key, false)) && this.lastWritten[(p % CHUNK_BYTES) >>> FRAME_SHIFT] === 1) {
         const c = this.lastChunk;
         const start = PhysMemory.wordIndex(p);

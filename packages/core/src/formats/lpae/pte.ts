@@ -3,7 +3,7 @@
  * two 32-bit halves (`lo` = bits 0..31, `hi` = bits 32..63) so hot loops never use
  * BigInt; {@link pteToBigInt} joins them at the API boundary.
  */
-import { TWO_32 } from '../../addr.js';
+import { TWO_32, hi32 } from '../../addr.js';
 import type { FormatName } from '../../constants.js';
 import { Prot, Quirk } from '../../constants.js';
 import { LPAE_FORMATS } from './ops.js';
@@ -91,7 +91,7 @@ export function protToPte(fmt: FormatName, quirks: number, prot: number): PteTem
  * the fold for every granule, and it is a no-op below 2^48.
  */
 export function paddrToPteLo(pa: number): number {
-  const lo = pa % TWO_32;
+  const lo = pa >>> 0; // the low 32 bits of an integer below 2^53 (no float modulo)
   // Bit 52 (a table an allocator placed above the 52-bit space, kernel mode) folds into bit 16, as in the kernel.
   const fold = Math.floor(pa / 2 ** 48) & 0x1f;
   return ((lo & PTE_LO_ADDR_MASK) | (fold << 12)) >>> 0;
@@ -99,7 +99,7 @@ export function paddrToPteLo(pa: number): number {
 
 /** paddr_to_iopte, high word: PA bits 47..32. */
 export function paddrToPteHi(pa: number): number {
-  return Math.floor(pa / TWO_32) & PTE_HI_ADDR_MASK;
+  return hi32(pa) & PTE_HI_ADDR_MASK;
 }
 
 /**

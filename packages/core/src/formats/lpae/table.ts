@@ -21,13 +21,13 @@ import {
   type Paddr,
   type TableKind,
 } from '@io-pgtable/allocator-api';
-import { hex } from '../../addr.js';
+import { hex, hi32 } from '../../addr.js';
 import { IoPgtableError, TableFreeError, type FlushCallbackFailure, type TableFreeFailure } from '../../errors.js';
 import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
 import { completedToken, type IotlbGather } from '../../gather.js';
 import { maxEntries, tableSize, type Geometry } from '../../geometry.js';
-import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, storeOf, type MemoryStore } from '../../phys/memory.js';
+import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, chunkOf, storeOf, type MemoryStore } from '../../phys/memory.js';
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import type { LpaeFormatOps } from './ops.js';
@@ -169,6 +169,9 @@ export class LpaeEngine {
   private readonly wcAllowed: boolean;
   /** Shift of the IOVA bits above a last-level table (the level-2 index shift). */
   private readonly tagShift: number;
+  /** The last level's index: shift and mask (int32 fields, for the walk cache's hits). */
+  private readonly leafShift: number;
+  private readonly leafMask: number;
   /** Scratch request for the unmap a block replacing a table makes. */
   private readonly inner = new UnmapRequest();
 
@@ -185,6 +188,8 @@ export class LpaeEngine {
     this.absent = this.mem.peekKey(-1);
     this.wcAllowed = this.coherent && this.g.startLevel < 3;
     this.tagShift = this.shifts[2]!;
+    this.leafShift = this.shifts[3]!;
+    this.leafMask = this.g.ptesPerTable - 1;
     for (let l = 0; l < 4; l++) {
       const shift = this.shifts[l]!;
       this.offLo[l] = shift >= 32 ? -1 : ~(-1 << shift);
@@ -217,7 +222,7 @@ export class LpaeEngine {
 
   /** The word array holding `paddr` for writing (created if it does not exist yet). */
   private write(paddr: Paddr): Uint32Array {
-    const key = Math.floor(paddr / CHUNK_BYTES);
+    const key = chunkOf(paddr);
     const h = key & (CACHE_SLOTS - 1);
     if (this.cacheKeys[h] === key) return this.cacheChunks[h]!;
     const c = this.mem.chunk(paddr);
@@ -397,7 +402,7 @@ export class LpaeEngine {
     for (let off = 0; off < size; ) {
       const at = table + off;
       const run = Math.min(size - off, CHUNK_BYTES - (at % CHUNK_BYTES));
-      const w = this.read(Math.floor(at / CHUNK_BYTES));
+      const w = this.read(chunkOf(at));
       const base = PhysMemory.wordIndex(at);
       const first = off / 8;
       for (let i = 0, n = run / 8; i < n; i++) {
@@ -439,13 +444,13 @@ export class LpaeEngine {
     const big = this.big;
     // The IOVA as two int32 halves (ToInt32 is exact for the low word of any safe integer).
     const ilo = r.i52 | 0;
-    const ihi = (r.i52 / TWO_32) | 0;
+    const ihi = hi32(r.i52);
     let level = g.startLevel;
     let table = this.pgd;
     let idx = this.index(ilo, ihi, level);
     // The slot's chunk as int32 halves and its word in the chunk (see translate).
     const pgdAt = table + idx * 8;
-    let kHi = (pgdAt / TWO_32) | 0;
+    let kHi = hi32(pgdAt);
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
     // Pages (not blocks) may start at the last-level table the walk cache knows.
@@ -453,12 +458,10 @@ export class LpaeEngine {
     if (wc !== null) {
       const h = this.cachedLeafTable(wc, ilo, ihi);
       if (h >= 0) {
-        level = 3;
-        table = wc.tableHi[h]! * TWO_32 + (wc.tableLo[h]! >>> 0);
-        kHi = wc.kHi[h]!;
-        kLo = wc.kLo[h]!;
-        idx = this.index(ilo, ihi, 3);
-        slot = wc.base[h]! + 2 * idx;
+        // The last level is never the start level here (walk-cache.ts), and no guard is installed.
+        const i3 = (ilo >>> this.leafShift) & this.leafMask;
+        const n3 = Math.min(r.pgcount, this.leafMask + 1 - i3);
+        return this.writeLeaves(r, 3, wc.tableHi[h]!, wc.tableLo[h]!, i3, n3, false, this.words(wc.kHi[h]!, wc.kLo[h]!), wc.base[h]! + 2 * i3);
       }
     }
     // A table allocated by this call is known to be empty: no check pass over it.
@@ -468,7 +471,7 @@ export class LpaeEngine {
       if (r.pgsize === g.blockSize[level]) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
-        return this.writeLeaves(r, level, (table / TWO_32) | 0, table | 0, idx, n, fresh, w, slot);
+        return this.writeLeaves(r, level, hi32(table), table | 0, idx, n, fresh, w, slot);
       }
       if (level >= 3) return E_INVAL;
       if (!fresh && this.mem.guard !== null) this.guardRead(table, idx, 1);
@@ -582,11 +585,11 @@ export class LpaeEngine {
     const tHi = r.tHi;
     // Bits 11..0 are not address bits: masked once (every step is a multiple of 4 KiB).
     let aLo = r.paddr & PTE_LO_ADDR_MASK;
-    let aHi = (r.paddr / TWO_32) | 0;
+    let aHi = hi32(r.paddr);
     // Blocks of 4 GiB and up step the high half only. `| 0`: the geometry's sizes are
     // doubles (it holds sizes up to 2^48), and the loop must add int32s.
     const stepLo = bs < TWO_32 ? bs | 0 : 0;
-    const stepHi = bs < TWO_32 ? 0 : (bs / TWO_32) | 0;
+    const stepHi = bs < TWO_32 ? 0 : hi32(bs);
     let s = base;
     let i = 0;
     while (i < n) {
@@ -628,7 +631,7 @@ export class LpaeEngine {
     if (r.strict && this.anyMapped(level, table, idx, n)) return E_EXIST;
     const bs = this.g.blockSize[level]!;
     const at = table + idx * 8;
-    const w = this.read(Math.floor(at / CHUNK_BYTES));
+    const w = this.read(chunkOf(at));
     const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let i = 0; i < n; i++) {
@@ -642,7 +645,7 @@ export class LpaeEngine {
         u.pgcount = 1;
         u.gather = null;
         u.strict = false;
-        if (this.unmapAt(u, level, (table / TWO_32) | 0, table | 0) !== bs) return E_INVAL;
+        if (this.unmapAt(u, level, hi32(table), table | 0) !== bs) return E_INVAL;
       }
     }
     return E_OK;
@@ -655,7 +658,7 @@ export class LpaeEngine {
    */
   private anyMapped(level: number, table: Paddr, idx: number, n: number): boolean {
     const at = table + idx * 8;
-    const w = this.read(Math.floor(at / CHUNK_BYTES));
+    const w = this.read(chunkOf(at));
     const base = PhysMemory.wordIndex(at);
     const leaf = this.leafType(level);
     for (let s = base, end = base + 2 * n; s < end; s += 2) {
@@ -678,10 +681,10 @@ export class LpaeEngine {
   unmap(r: UnmapRequest): number {
     const wc = r.pgsize === this.g.granule ? this.walkCache() : null;
     if (wc !== null) {
-      const h = this.cachedLeafTable(wc, r.i52 | 0, (r.i52 / TWO_32) | 0);
-      if (h >= 0) return this.unmapAt(r, 3, wc.tableHi[h]!, wc.tableLo[h]!);
+      const h = this.cachedLeafTable(wc, r.i52 | 0, hi32(r.i52));
+      if (h >= 0) return this.unmapLeaves(r, wc, h);
     }
-    return this.unmapAt(r, this.g.startLevel, (this.pgd / TWO_32) | 0, this.pgd | 0);
+    return this.unmapAt(r, this.g.startLevel, hi32(this.pgd), this.pgd | 0);
   }
 
   /**
@@ -694,10 +697,10 @@ export class LpaeEngine {
     const g = this.g;
     const big = this.big;
     const ilo = r.i52 | 0;
-    const ihi = (r.i52 / TWO_32) | 0;
+    const ihi = hi32(r.i52);
     let idx = this.index(ilo, ihi, level);
     const at = table + idx * 8;
-    let kHi = (at / TWO_32) | 0;
+    let kHi = hi32(at);
     let kLo = (at | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(at);
     for (;;) {
@@ -727,20 +730,7 @@ export class LpaeEngine {
         if (this.mem.guard !== null) this.guardWrite(table, idx, i);
         w.fill(0, slot, slot + 2 * i);
         if (!this.coherent) this.sync(table, idx, i);
-        const gather = r.gather;
-        if (gather !== null && !gather.queued) {
-          const addPage = this.cfg.tlb.tlbAddPage;
-          if (addPage !== undefined) {
-            const cookie = this.cfg.cookie;
-            for (let j = 0, iova = r.iova; j < i; j++, iova += bs) {
-              try {
-                addPage(gather, iova, bs, cookie);
-              } catch (error) {
-                this.callbackFailed('tlbAddPage', error);
-              }
-            }
-          }
-        }
+        this.addPages(r, i, bs);
         return i * bs;
       }
       if (this.mem.guard !== null) this.guardRead(table, idx, 1);
@@ -756,6 +746,47 @@ export class LpaeEngine {
       table = kHi * TWO_32 + (tLo >>> 0);
       idx = this.index(ilo, ihi, level);
       slot = ((tLo & (CHUNK_BYTES - 1)) >>> 2) + 2 * idx;
+    }
+  }
+
+  /**
+   * unmapAt for granule pages in a last-level table the walk cache found (no guard, coherent
+   * walk: see walk-cache.ts). The same reads and writes without the walk's generality; a slot
+   * that holds anything but a page (what the kernel takes for a table) hands the call to
+   * unmapAt before anything was written.
+   */
+  private unmapLeaves(r: UnmapRequest, wc: WalkCache, h: number): number {
+    const idx = ((r.i52 | 0) >>> this.leafShift) & this.leafMask;
+    const n = Math.min(r.pgcount, this.leafMask + 1 - idx);
+    const w = this.words(wc.kHi[h]!, wc.kLo[h]!);
+    const slot = wc.base[h]! + 2 * idx;
+    const page = this.pageType;
+    let i = 0;
+    for (let s = slot; i < n; i++, s += 2) {
+      const lo = w[s]! | 0;
+      if ((lo | w[s + 1]!) === 0) break;
+      if ((lo & PTE_TYPE_MASK) !== page) return this.unmapAt(r, 3, wc.tableHi[h]!, wc.tableLo[h]!);
+    }
+    if (i === 0) return UNMAP_ENOENT;
+    w.fill(0, slot, slot + 2 * i);
+    const size = this.g.granule;
+    this.addPages(r, i, size);
+    return i * size;
+  }
+
+  /** io_pgtable_tlb_add_page for each of the `count` entries of `size` an unmap cleared (unless the gather is queued). */
+  private addPages(r: UnmapRequest, count: number, size: number): void {
+    const gather = r.gather;
+    if (gather === null || gather.queued) return;
+    const addPage = this.cfg.tlb.tlbAddPage;
+    if (addPage === undefined) return;
+    const cookie = this.cfg.cookie;
+    for (let j = 0, iova = r.iova; j < count; j++, iova += size) {
+      try {
+        addPage(gather, iova, size, cookie);
+      } catch (error) {
+        this.callbackFailed('tlbAddPage', error);
+      }
     }
   }
 
@@ -797,7 +828,7 @@ export class LpaeEngine {
    * result needs no heap number per call.
    */
   translate(i52: number): number {
-    const ihi = (i52 / TWO_32) | 0;
+    const ihi = hi32(i52);
     const ilo = i52 | 0;
     let level = this.g.startLevel;
     // A table's chunk as the address's bits 51..32 (`kHi`) and 31..16 (`kLo`), both int32:
@@ -805,7 +836,7 @@ export class LpaeEngine {
     // its address (a concatenated PGD spans chunks); below it, a table is granule-aligned
     // in one chunk, found from the descriptor's halves.
     const pgdAt = this.pgd + 8 * this.index(ilo, ihi, level);
-    let kHi = (pgdAt / TWO_32) | 0;
+    let kHi = hi32(pgdAt);
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
     const wc = this.walkCache();
@@ -869,7 +900,7 @@ export class LpaeEngine {
    */
   walkPath(i52: number): { ret: number; path: Array<Leaf | undefined> } {
     const ilo = i52 | 0;
-    const ihi = (i52 / TWO_32) | 0;
+    const ihi = hi32(i52);
     const path: Array<Leaf | undefined> = [];
     let level = this.g.startLevel;
     let table = this.pgd;
@@ -877,7 +908,7 @@ export class LpaeEngine {
       const idx = this.index(ilo, ihi, level);
       const at = table + idx * 8;
       this.guardRead(table, idx, 1);
-      const w = this.read(Math.floor(at / CHUNK_BYTES));
+      const w = this.read(chunkOf(at));
       const slot = PhysMemory.wordIndex(at);
       const lo = w[slot]! | 0;
       const hi = w[slot + 1]! | 0;
@@ -902,10 +933,10 @@ export class LpaeEngine {
     const g = this.g;
     const maxE = level === g.startLevel ? g.pgdEntries : g.ptesPerTable;
     const bs = g.blockSize[level]!;
-    for (let idx = this.index(at.addr | 0, (at.addr / TWO_32) | 0, level); idx < maxE && at.addr < at.end; idx++) {
+    for (let idx = this.index(at.addr | 0, hi32(at.addr), level); idx < maxE && at.addr < at.end; idx++) {
       const p = table + idx * 8;
       this.guardRead(table, idx, 1);
-      const w = this.read(Math.floor(p / CHUNK_BYTES));
+      const w = this.read(chunkOf(p));
       const slot = PhysMemory.wordIndex(p);
       const lo = w[slot]! | 0;
       const hi = w[slot + 1]! | 0;
@@ -969,7 +1000,7 @@ export class LpaeEngine {
  */
 function pgdModellable(p: Paddr, allocSize: number, granule: number): boolean {
   if (p % 8 !== 0) return false;
-  if (Math.floor(p / CHUNK_BYTES) === Math.floor((p + allocSize - 1) / CHUNK_BYTES)) return true;
+  if (chunkOf(p) === chunkOf(p + allocSize - 1)) return true;
   return p % granule === 0;
 }
 
