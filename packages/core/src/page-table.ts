@@ -129,7 +129,11 @@ export class PageTable<C = unknown> {
    */
   private leave(): void {
     this.busy = false;
-    if (!this.#engine.failed) return;
+    // Kept small (V8 inlines it into every operation); the failure report is its own method.
+    if (this.#engine.failed) this.reportFailures();
+  }
+
+  private reportFailures(): void {
     this.#engine.failed = false;
     const frees = this.#engine.takeFreeFailures();
     const callbacks = this.#engine.takeCallbackFailures();
@@ -190,6 +194,11 @@ export class PageTable<C = unknown> {
     if (bad !== null) return Object.freeze({ mapped: 0, error: bad.error, message: bad.message });
     const ret = this.#engine.map(req);
     if (ret >= 0) return ret === this.lastMapped.mapped ? this.lastMapped : (this.lastMapped = Object.freeze({ mapped: ret }));
+    return this.mapFailed(ret, req);
+  }
+
+  /** The result of a map the engine refused (the messages are outlined: map stays small enough to inline). */
+  private mapFailed(ret: number, req: MapRequest): MapResult {
     const error: MapErrno = ret === E_EXIST ? 'EEXIST' : ret === E_NOMEM ? 'ENOMEM' : ret === E_INVAL ? 'EINVAL' : 'ERANGE';
     const message =
       error === 'EEXIST'
@@ -222,16 +231,14 @@ export class PageTable<C = unknown> {
     const req = this.unmapReq;
     const bad = decodeUnmap(this.limits, iova, pgsize, pgcount, req);
     if (bad !== null) return Object.freeze({ unmapped: 0, error: bad.error, message: bad.message });
-    if (gather !== null && !(gather instanceof IotlbGather)) return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'gather must be an IotlbGather or null' });
-    if (gather !== null && gather._pendingOn !== null && gather._pendingOn !== this.flush) {
-      return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'this gather holds unsynced frees of another page table: call iotlbSync(gather) on that page table first' });
-    }
+    if (gather !== null && (!(gather instanceof IotlbGather) || (gather._pendingOn !== null && gather._pendingOn !== this.flush))) return badGather(gather);
     req.gather = gather;
     const r = this.#engine.unmap(req);
     req.gather = null;
+    if (r > 0) return r === this.lastUnmapped.unmapped ? this.lastUnmapped : (this.lastUnmapped = Object.freeze({ unmapped: r }));
+    // UNMAP_ENOENT, or 0: the engine's two refusals.
     if (r === UNMAP_ENOENT) return Object.freeze({ unmapped: 0, error: 'ENOENT', message: `nothing is mapped at iova ${hex(req.iova)}` });
-    if (r === 0) return Object.freeze({ unmapped: 0, error: 'EINVAL', message: `iova ${hex(req.iova)} lies inside a larger block (partial unmap of a large IOPTE)` });
-    return r === this.lastUnmapped.unmapped ? this.lastUnmapped : (this.lastUnmapped = Object.freeze({ unmapped: r }));
+    return Object.freeze({ unmapped: 0, error: 'EINVAL', message: `iova ${hex(req.iova)} lies inside a larger block (partial unmap of a large IOPTE)` });
   }
 
   /** The last successful results, handed out again for the same size (results are frozen). */
@@ -355,6 +362,12 @@ export class PageTable<C = unknown> {
   }
 }
 
+
+/** Why unmap refuses `gather`: not an IotlbGather, or one holding another page table's unsynced frees. */
+function badGather(gather: unknown): UnmapResult {
+  if (!(gather instanceof IotlbGather)) return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'gather must be an IotlbGather or null' });
+  return Object.freeze({ unmapped: 0, error: 'EINVAL', message: 'this gather holds unsynced frees of another page table: call iotlbSync(gather) on that page table first' });
+}
 
 /**
  * Low 52 bits of a u64 IOVA input, or -1 for the all-ones address (undefined in the

@@ -128,6 +128,23 @@ export class UnmapRequest {
   strict = false;
 }
 
+/**
+ * Where a map's run of leaves goes, as the descent (or a walk-cache hit) found it: the
+ * table's level and address (int32 halves: a double would be boxed), the first slot's index
+ * and its word in the chunk array `w`, the number of slots, and whether the table is known
+ * empty. One per engine, filled before each writeLeaves.
+ */
+class LeafRun {
+  level = 0;
+  tableHi = 0;
+  tableLo = 0;
+  idx = 0;
+  n = 0;
+  fresh = false;
+  w: Uint32Array = new Uint32Array(0);
+  base = 0;
+}
+
 /** Records a dirty range for read_and_clear_dirty (iommu_dirty_bitmap_record). */
 export interface DirtyRecorder {
   record(iova: number, size: number): void;
@@ -174,6 +191,7 @@ export class LpaeEngine {
   private readonly leafMask: number;
   /** Scratch request for the unmap a block replacing a table makes. */
   private readonly inner = new UnmapRequest();
+  private readonly run = new LeafRun();
 
   constructor(readonly cfg: EngineConfig) {
     this.g = cfg.geometry;
@@ -445,6 +463,25 @@ export class LpaeEngine {
     // The IOVA as two int32 halves (ToInt32 is exact for the low word of any safe integer).
     const ilo = r.i52 | 0;
     const ihi = hi32(r.i52);
+    // Pages (not blocks) may start at the last-level table the walk cache knows.
+    const wc = r.pgsize === g.granule ? this.walkCache() : null;
+    if (wc !== null) {
+      const h = this.cachedLeafTable(wc, ilo, ihi);
+      if (h >= 0) {
+        // The last level is never the start level here (walk-cache.ts), and no guard is installed.
+        const i3 = (ilo >>> this.leafShift) & this.leafMask;
+        const run = this.run;
+        run.level = 3;
+        run.tableHi = wc.tableHi[h]!;
+        run.tableLo = wc.tableLo[h]!;
+        run.idx = i3;
+        run.n = Math.min(r.pgcount, this.leafMask + 1 - i3);
+        run.fresh = false;
+        run.w = wc.chunk[h]!;
+        run.base = wc.base[h]! + 2 * i3;
+        return this.writeLeaves(r, run);
+      }
+    }
     let level = g.startLevel;
     let table = this.pgd;
     let idx = this.index(ilo, ihi, level);
@@ -453,17 +490,6 @@ export class LpaeEngine {
     let kHi = hi32(pgdAt);
     let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
     let slot = PhysMemory.wordIndex(pgdAt);
-    // Pages (not blocks) may start at the last-level table the walk cache knows.
-    const wc = r.pgsize === g.granule ? this.walkCache() : null;
-    if (wc !== null) {
-      const h = this.cachedLeafTable(wc, ilo, ihi);
-      if (h >= 0) {
-        // The last level is never the start level here (walk-cache.ts), and no guard is installed.
-        const i3 = (ilo >>> this.leafShift) & this.leafMask;
-        const n3 = Math.min(r.pgcount, this.leafMask + 1 - i3);
-        return this.writeLeaves(r, 3, wc.tableHi[h]!, wc.tableLo[h]!, i3, n3, false, this.words(wc.kHi[h]!, wc.kLo[h]!), wc.base[h]! + 2 * i3);
-      }
-    }
     // A table allocated by this call is known to be empty: no check pass over it.
     let fresh = false;
     for (;;) {
@@ -471,7 +497,16 @@ export class LpaeEngine {
       if (r.pgsize === g.blockSize[level]) {
         let n = Math.min(r.pgcount, maxEntries(g, idx));
         if (level === g.startLevel) n = this.clampAtPgd(idx, n, r.strict);
-        return this.writeLeaves(r, level, hi32(table), table | 0, idx, n, fresh, w, slot);
+        const run = this.run;
+        run.level = level;
+        run.tableHi = hi32(table);
+        run.tableLo = table | 0;
+        run.idx = idx;
+        run.n = n;
+        run.fresh = fresh;
+        run.w = w;
+        run.base = slot;
+        return this.writeLeaves(r, run);
       }
       if (level >= 3) return E_INVAL;
       if (!fresh && this.mem.guard !== null) this.guardRead(table, idx, 1);
@@ -543,11 +578,11 @@ export class LpaeEngine {
    * it was. A table allocated by this call needs no check at all. With access control
    * installed the order of reads and writes is the kernel's: check pass, then write.
    */
-  private writeLeaves(r: MapRequest, level: number, tHi: number, tLo: number, idx: number, n: number, fresh: boolean, words: Uint32Array, base: number): number {
-    // The table's address comes as int32 halves: a double argument would be boxed per call.
-    const table = tHi * TWO_32 + (tLo >>> 0);
+  private writeLeaves(r: MapRequest, run: LeafRun): number {
+    const { level, idx, n, fresh, base } = run;
+    const table = run.tableHi * TWO_32 + (run.tableLo >>> 0);
     // The slot's chunk as the descent found it (a live table's chunk always exists).
-    const w = words !== this.absent ? words : this.write(table + idx * 8);
+    const w = run.w !== this.absent ? run.w : this.write(table + idx * 8);
     if (this.mem.guard !== null) {
       if (!fresh) {
         this.guardRead(table, idx, n);
@@ -758,7 +793,7 @@ export class LpaeEngine {
   private unmapLeaves(r: UnmapRequest, wc: WalkCache, h: number): number {
     const idx = ((r.i52 | 0) >>> this.leafShift) & this.leafMask;
     const n = Math.min(r.pgcount, this.leafMask + 1 - idx);
-    const w = this.words(wc.kHi[h]!, wc.kLo[h]!);
+    const w = wc.chunk[h]!;
     const slot = wc.base[h]! + 2 * idx;
     const page = this.pageType;
     let i = 0;
@@ -806,8 +841,11 @@ export class LpaeEngine {
     return wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
   }
 
+  /** Remember a last-level table a walk reached (not one in memory never written: a hit writes through its chunk). */
   private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number, table: number): void {
-    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, table);
+    const chunk = this.words(kHi, kLo);
+    if (chunk === this.absent) return;
+    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, table, chunk);
   }
 
   /** The walk cache if it may be used now (see walk-cache.ts), emptied if memory was written since it was filled. */
@@ -835,19 +873,21 @@ export class LpaeEngine {
     // the cache compares them without float arithmetic. The PGD slot's chunk comes from
     // its address (a concatenated PGD spans chunks); below it, a table is granule-aligned
     // in one chunk, found from the descriptor's halves.
-    const pgdAt = this.pgd + 8 * this.index(ilo, ihi, level);
-    let kHi = hi32(pgdAt);
-    let kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
-    let slot = PhysMemory.wordIndex(pgdAt);
+    let kHi: number;
+    let kLo: number;
+    let slot: number;
     const wc = this.walkCache();
-    if (wc !== null) {
-      const h = this.cachedLeafTable(wc, ilo, ihi);
-      if (h >= 0) {
-        level = 3;
-        kHi = wc.kHi[h]!;
-        kLo = wc.kLo[h]!;
-        slot = wc.base[h]! + 2 * this.index(ilo, ihi, 3);
-      }
+    const h = wc === null ? -1 : this.cachedLeafTable(wc, ilo, ihi);
+    if (h >= 0) {
+      level = 3;
+      kHi = wc!.kHi[h]!;
+      kLo = wc!.kLo[h]!;
+      slot = wc!.base[h]! + 2 * ((ilo >>> this.leafShift) & this.leafMask);
+    } else {
+      const pgdAt = this.pgd + 8 * this.index(ilo, ihi, level);
+      kHi = hi32(pgdAt);
+      kLo = (pgdAt | 0) >>> CHUNK_SHIFT;
+      slot = PhysMemory.wordIndex(pgdAt);
     }
     for (;;) {
       if (this.mem.guard !== null) this.checkWalkRead(kHi, kLo, slot);
