@@ -151,26 +151,32 @@ const RW = Prot.READ | Prot.WRITE;
  * `strictMapError` (called when it fails) says which check failed.
  */
 function strictMapOk(iv: number, pa: number, ps: number, pgcount: number, lim: RequestLimits): boolean {
+  // Written out (no calls): this runs on every strict map, inside V8's inlining budget.
+  // Pages above 1 GiB take strictMapError's full checks.
   const len = ps * pgcount;
-  return aligned(iv, ps) && aligned(pa, ps) && !runPastIas(iv, len, lim) && pa + len <= lim.oasSize && lim.span >= ps;
+  const start = lim.ttbr1 ? iv + lim.iasSize : iv;
+  return ps <= 0x4000_0000 && ((iv >>> 0) & (ps - 1)) === 0 && ((pa >>> 0) & (ps - 1)) === 0 && start + len <= lim.iasSize && pa + len <= lim.oasSize && lim.span >= ps;
 }
 
-function strictMapError(iv: number, pa: number, ps: number, pgcount: number, lim: RequestLimits): RequestError<MapErrno> {
+function strictMapError(iv: number, pa: number, ps: number, pgcount: number, lim: RequestLimits): RequestError<MapErrno> | null {
   if (!aligned(iv, ps) || !aligned(pa, ps)) return reject('EINVAL', `unaligned: iova ${hex(iv)} pa ${hex(pa)} size ${hex(ps)}`);
   const len = ps * pgcount;
   if (runPastIas(iv, len, lim)) return reject('ERANGE', `iova ${hex(iv)} + ${hex(len)} runs past the end of the input address space`);
   if (pa + len > lim.oasSize) return reject('ERANGE', `paddr ${hex(pa)} + ${hex(len)} runs past the ${lim.oas}-bit output address space`);
-  return reject('EINVAL', `pgsize ${hex(ps)} is larger than the whole table`);
+  if (lim.span < ps) return reject('EINVAL', `pgsize ${hex(ps)} is larger than the whole table`);
+  return null;
 }
 
 /** Strict mode's checks of an unmap: alignment, the run inside ias (as for a map). */
 function strictUnmapOk(iv: number, ps: number, pgcount: number, lim: RequestLimits): boolean {
-  return aligned(iv, ps) && !runPastIas(iv, ps * pgcount, lim);
+  const start = lim.ttbr1 ? iv + lim.iasSize : iv;
+  return ps <= 0x4000_0000 && ((iv >>> 0) & (ps - 1)) === 0 && start + ps * pgcount <= lim.iasSize;
 }
 
-function strictUnmapError(iv: number, ps: number, pgcount: number): RequestError<UnmapErrno> {
+function strictUnmapError(iv: number, ps: number, pgcount: number, lim: RequestLimits): RequestError<UnmapErrno> | null {
   if (!aligned(iv, ps)) return reject('EINVAL', `unaligned: iova ${hex(iv)} size ${hex(ps)}`);
-  return reject('ERANGE', `iova ${hex(iv)} + ${hex(ps * pgcount)} runs past the end of the input address space`);
+  if (runPastIas(iv, ps * pgcount, lim)) return reject('ERANGE', `iova ${hex(iv)} + ${hex(ps * pgcount)} runs past the end of the input address space`);
+  return null;
 }
 
 /**
@@ -201,7 +207,10 @@ export function decodeMap(
   if (typeof pa !== 'number') return pa;
   const mask = decodeProt(prot);
   if (typeof mask !== 'number') return mask;
-  if (lim.strict && !strictMapOk(iv, pa, ps, n, lim)) return strictMapError(iv, pa, ps, n, lim);
+  if (lim.strict && !strictMapOk(iv, pa, ps, n, lim)) {
+    const bad = strictMapError(iv, pa, ps, n, lim);
+    if (bad !== null) return bad;
+  }
   const t = template(mask);
   req.iova = iv;
   req.i52 = index52(iv);
@@ -226,7 +235,10 @@ export function decodeUnmap(lim: RequestLimits, iova: unknown, pgsize: unknown, 
   const n = pgcount as number;
   const iv = decodeIova(iova, lim);
   if (typeof iv !== 'number') return iv;
-  if (lim.strict && !strictUnmapOk(iv, ps, n, lim)) return strictUnmapError(iv, ps, n);
+  if (lim.strict && !strictUnmapOk(iv, ps, n, lim)) {
+    const bad = strictUnmapError(iv, ps, n, lim);
+    if (bad !== null) return bad;
+  }
   req.iova = iv;
   req.i52 = index52(iv);
   req.pgsize = ps;
