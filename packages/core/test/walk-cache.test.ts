@@ -98,3 +98,48 @@ describe('the walk cache (a lone page table) changes no result', () => {
     expect(pt.iovaToPhys(0x4000_0000)).toBe(0xa000_0000);
   });
 });
+
+describe('the walk cache hears of every write above the last level', () => {
+  /** A kernel-mode table alone on its memory with 0x1000 mapped and looked up (the cache holds its last-level table). */
+  function cachedTable() {
+    const pt = table('kernel', true);
+    expect(pt.mapPages(0x1000, 0x9000_0000, SZ_4K, 1, RW)).toEqual({ mapped: SZ_4K });
+    expect(pt.iovaToPhys(0x1008)).toBe(0x9000_0008);
+    const [pgd, l1, l2, l3] = [...pt.tables().keys()] as number[];
+    return { pt, pgd: pgd!, l1: l1!, l2: l2!, l3: l3! };
+  }
+  const elsewhere = 0x7000_0000; // memory no table uses
+
+  for (const level of ['pgd', 'l1', 'l2'] as const) {
+    it(`a ${level} descriptor cleared through memory, before or after unrelated writes the log cannot all hold, unmaps at once`, () => {
+      for (const before of [0, 2, 3, 7]) {
+        for (const after of [0, 3, 6]) {
+          const t = cachedTable();
+          for (let i = 0; i < before; i++) t.pt.memory.write64(elsewhere + 8 * i, 1n);
+          t.pt.memory.write64(t[level], 0n);
+          for (let i = 0; i < after; i++) t.pt.memory.write64(elsewhere + 0x1000 * (i + 1), 1n);
+          expect(t.pt.iovaToPhys(0x1008), `${before} before, ${after} after`).toBe(0);
+          expect(t.pt.unmapPages(0x1000, SZ_4K, 1), `${before} before, ${after} after`).toMatchObject({ unmapped: 0, error: 'ENOENT' });
+        }
+      }
+    });
+  }
+
+  it('zeroing a range that covers a table above the last level unmaps at once; zeroing elsewhere changes nothing', () => {
+    const t = cachedTable();
+    t.pt.memory.zero(elsewhere, 0x4000);
+    expect(t.pt.iovaToPhys(0x1008)).toBe(0x9000_0008);
+    t.pt.memory.zero(t.l2, 0x1000);
+    expect(t.pt.iovaToPhys(0x1008)).toBe(0);
+    expect(t.pt.mapPages(0x1000, 0x9100_0000, SZ_4K, 1, RW)).toEqual({ mapped: SZ_4K });
+    expect(t.pt.iovaToPhys(0x1008)).toBe(0x9100_0008);
+  });
+
+  it('a last-level descriptor rewritten through memory is read as written, the cache kept or not', () => {
+    const t = cachedTable();
+    t.pt.memory.write64(t.l3 + 8, t.pt.memory.read64(t.l3 + 8) + 0x20_0000n);
+    expect(t.pt.iovaToPhys(0x1008)).toBe(0x9020_0008);
+    expect(t.pt.unmapPages(0x1000, SZ_4K, 1)).toEqual({ unmapped: SZ_4K });
+    expect(t.pt.iovaToPhys(0x1008)).toBe(0);
+  });
+});

@@ -10,6 +10,9 @@ export const CHUNK_SHIFT = 16;
 export const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 /** Exact (a power of two): a multiply, where a division by a module constant is a divide (see hi32). */
 const PER_CHUNK = 1 / CHUNK_BYTES;
+const PER_FRAME = 1 / 0x1000;
+/** Writes MemoryStore remembers the range of (a power of two). */
+export const WRITE_LOG = 4;
 /** The storage chunk of `paddr`: chunkOf(paddr). */
 export function chunkOf(paddr: number): number {
   return Math.floor(paddr * PER_CHUNK);
@@ -54,10 +57,18 @@ export class MemoryStore {
   readonly written = new Map<number, Uint8Array>();
   /**
    * Bumped by every write that does not come from a page table's own fast paths (public
-   * writes, zeroing, the IOMMU model, any newly materialised chunk or frame): a page
-   * table's walk cache is valid only while this has not moved (see LpaeEngine).
+   * writes, zeroing, the IOMMU model): a page table's walk cache is valid only while no
+   * such write touched a table above its leaves (see LpaeEngine and logAt below).
    */
   gen = 0;
+  /**
+   * Where the last WRITE_LOG bumps of `gen` wrote: the bump from `g` to `g + 1` records its
+   * range at index `g % WRITE_LOG`. A walk cache a few writes behind asks whether any of them
+   * touched a table above its leaves (LpaeEngine.renewWalkCache) instead of being emptied:
+   * the allocator's zeroing of each new table would otherwise empty it on every allocation.
+   */
+  readonly logAt = new Float64Array(WRITE_LOG);
+  readonly logSize = new Float64Array(WRITE_LOG);
   /** Page tables live on this memory; a walk cache is used only while it is 1. */
   tables = 0;
   lastKey = -1;
@@ -74,7 +85,8 @@ export class MemoryStore {
    * run `guard` before writing.
    */
   chunk(paddr: Paddr): Uint32Array {
-    this.gen++;
+    // The caller may write anywhere in the frame of paddr (see above).
+    this.wrote(Math.floor(paddr * PER_FRAME) * 0x1000, 0x1000);
     const key = chunkOf(paddr);
     if (key !== this.lastKey) this.load(key, true);
     this.lastWritten[(paddr % CHUNK_BYTES) >>> FRAME_SHIFT] = 1;
@@ -99,7 +111,7 @@ export class MemoryStore {
    * will write anywhere in it through {@link chunk}). Materialises its chunk.
    */
   touch(paddr: Paddr, size: number): void {
-    this.gen++;
+    // No gen bump: no byte changes.
     let p = paddr;
     let left = size;
     while (left > 0) {
@@ -110,6 +122,14 @@ export class MemoryStore {
       p += inChunk;
       left -= inChunk;
     }
+  }
+
+  /** Record a write of [paddr, paddr + size) that walk caches must hear of (bumps gen). */
+  wrote(paddr: Paddr, size: number): void {
+    const i = this.gen % WRITE_LOG;
+    this.logAt[i] = paddr;
+    this.logSize[i] = size;
+    this.gen++;
   }
 
   /**
@@ -338,7 +358,7 @@ export class PhysMemory implements PhysMemoryAccess {
 
   zero(paddr: Paddr, size: number, who: HostAccessor = 'allocator'): void {
     this.#store.guard?.check('zero', paddr, size, hostAccessor(who));
-    this.#store.gen++;
+    this.#store.wrote(paddr, size);
     this.#store.forEachSpan(paddr, size, zeroSpan, false);
     this.#store.forgetZeroed(paddr, size);
   }

@@ -27,7 +27,7 @@ import { Quirk } from '../../constants.js';
 import type { FlushTracker } from '../../flush.js';
 import { completedToken, type IotlbGather } from '../../gather.js';
 import { maxEntries, tableSize, type Geometry } from '../../geometry.js';
-import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, chunkOf, storeOf, type MemoryStore } from '../../phys/memory.js';
+import { CHUNK_BYTES, CHUNK_SHIFT, PhysMemory, WRITE_LOG, chunkOf, storeOf, type MemoryStore } from '../../phys/memory.js';
 import { TableRegistry } from '../../phys/registry.js';
 import type { DmaOps, FlushOps } from '../../types.js';
 import type { LpaeFormatOps } from './ops.js';
@@ -184,6 +184,12 @@ export class LpaeEngine {
   /** See walk-cache.ts: made on first use, when this page table may use one at all. */
   private wc: WalkCache | null = null;
   private readonly wcAllowed: boolean;
+  /**
+   * The 4 KiB frames of this page table's tables above the last level (frame -> tables in
+   * it): the only memory whose change makes the walk cache stale (it records where each
+   * last-level table is, which only the descriptors above it decide).
+   */
+  private readonly upperFrames = new Map<number, number>();
   /** Shift of the IOVA bits above a last-level table (the level-2 index shift). */
   private readonly tagShift: number;
   /** The last level's index: shift and mask (int32 fields, for the walk cache's hits). */
@@ -306,6 +312,8 @@ export class LpaeEngine {
     this.mem.touch(p, allocSize);
     this.liveTables++;
     this.liveBytes += allocSize;
+    // A table's own frames are known at its install (map()); the PGD's here.
+    if (kind === 'pgd' && level < 3) this.upperAdded(p, allocSize, 1);
     return p;
   }
 
@@ -356,6 +364,7 @@ export class LpaeEngine {
     if (this.wc !== null) this.wc.gen = -1;
     if (!this.coherent) this.cfg.dma.unmap(p, size);
     const allocSize = allocSizeFor(size);
+    if (level < 3) this.upperAdded(p, allocSize, -1);
     if (this.cfg.checkAllocations) this.cfg.registry.remove(p, allocSize);
     try {
       this.cfg.hooks.free(p, size, { kind: level === this.g.startLevel ? 'pgd' : 'table', level, flush });
@@ -533,6 +542,7 @@ export class LpaeEngine {
         // its granule (kernel mode) is used at the encoded address: declare that one written.
         const used = pteToPaddr(lo, hi, g.granule);
         if (used !== child) this.mem.touch(used, g.granule);
+        if (level + 1 < 3) this.upperAdded(used, g.granule, 1);
         // Known empty when it is provably zero (strict mode's checks, or memory untouched since
         // zeroed): kernel mode trusts no allocator, so a table merely claimed zero is checked.
         fresh = this.allocatedZero && used === child;
@@ -858,12 +868,46 @@ export class LpaeEngine {
     return this.renewWalkCache();
   }
 
-  /** Make the walk cache (sized to the tree: a slot per live table, rounded up to a power of two), or empty it. */
+  /**
+   * Make the walk cache (sized to the tree: a slot per live table, rounded up to a power of
+   * two), or bring it up to date: kept when the few writes since it was filled (MemoryStore's
+   * log) all missed the tables above the last level, emptied otherwise.
+   */
   private renewWalkCache(): WalkCache {
+    const m = this.mem;
     let wc = this.wc;
     if (wc === null || (this.liveTables > wc.slots && wc.slots < MAX_WALK_SLOTS)) wc = this.wc = new WalkCache(walkSlotsFor(this.liveTables));
-    if (wc.gen !== this.mem.gen) wc.clear(this.mem.gen);
+    if (wc.gen !== m.gen) {
+      if (wc.gen >= 0 && m.gen - wc.gen <= WRITE_LOG && !this.upperWritten(wc.gen, m.gen)) wc.gen = m.gen;
+      else wc.clear(m.gen);
+    }
     return wc;
+  }
+
+  /** Did one of the logged writes from gen `from` to `to` touch a frame of a table above the last level? */
+  private upperWritten(from: number, to: number): boolean {
+    const m = this.mem;
+    const upper = this.upperFrames;
+    for (let g = from; g < to; g++) {
+      const i = g % WRITE_LOG;
+      const f0 = Math.floor(m.logAt[i]! / 0x1000);
+      const f1 = Math.ceil((m.logAt[i]! + m.logSize[i]!) / 0x1000);
+      if (f1 - f0 <= upper.size) {
+        for (let f = f0; f < f1; f++) if (upper.has(f)) return true;
+      } else {
+        for (const f of upper.keys()) if (f >= f0 && f < f1) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Count (`by` 1) or forget (`by` -1) a table above the last level at [p, p + size). */
+  private upperAdded(p: Paddr, size: number, by: number): void {
+    for (let f = Math.floor(p / 0x1000), end = Math.ceil((p + size) / 0x1000); f < end; f++) {
+      const n = (this.upperFrames.get(f) ?? 0) + by;
+      if (n > 0) this.upperFrames.set(f, n);
+      else this.upperFrames.delete(f);
+    }
   }
 
 
