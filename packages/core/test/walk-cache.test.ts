@@ -143,3 +143,21 @@ describe('the walk cache hears of every write above the last level', () => {
     expect(t.pt.iovaToPhys(0x1008)).toBe(0);
   });
 });
+
+describe('the walk cache and tables it did not install', () => {
+  it('a level-1 descriptor pointed through memory at a copy of the level-2 table: later writes to the copy are followed', () => {
+    const pt = table('kernel', true);
+    expect(pt.mapPages(0x1000, 0x9000_0000, SZ_4K, 1, RW)).toEqual({ mapped: SZ_4K });
+    const [, l1, l2] = [...pt.tables().keys()] as number[];
+    const copy = 0x7000_0000;
+    pt.memory.write64(copy, pt.memory.read64(l2!));
+    const d = pt.memory.read64(l1!);
+    pt.memory.write64(l1!, (d & ~0xffff_ffff_f000n) | BigInt(copy));
+    // Walks through the copy (which the page table never installed), then the copy changes.
+    expect(pt.iovaToPhys(0x1008)).toBe(0x9000_0008);
+    expect(pt.iovaToPhys(0x1010)).toBe(0x9000_0010);
+    pt.memory.write64(copy, 0n);
+    expect(pt.iovaToPhys(0x1008)).toBe(0);
+    expect(pt.unmapPages(0x1000, SZ_4K, 1)).toMatchObject({ unmapped: 0, error: 'ENOENT' });
+  });
+});

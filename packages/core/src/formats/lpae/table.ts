@@ -851,10 +851,15 @@ export class LpaeEngine {
     return wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
   }
 
-  /** Remember a last-level table a walk reached (not one in memory never written: a hit writes through its chunk). */
+  /**
+   * Remember a last-level table a walk reached: not one in memory never written (a hit writes
+   * through its chunk), nor one reached through a table this page table did not install (a
+   * descriptor written through memory may point anywhere, and the cache only hears of writes
+   * to the tables it knows: see upperFrames).
+   */
   private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number, table: number): void {
     const chunk = this.words(kHi, kLo);
-    if (chunk === this.absent) return;
+    if (chunk === this.absent || !this.pathKnown(ilo, ihi)) return;
     wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, table, chunk);
   }
 
@@ -899,6 +904,21 @@ export class LpaeEngine {
       }
     }
     return false;
+  }
+
+  /** Does the walk to the IOVA (ilo, ihi) read only tables above the last level that are in upperFrames? */
+  private pathKnown(ilo: number, ihi: number): boolean {
+    let table = this.pgd;
+    for (let level = this.g.startLevel; level < 3; level++) {
+      const at = table + 8 * this.index(ilo, ihi, level);
+      if (!this.upperFrames.has(Math.floor(at / 0x1000))) return false;
+      const w = this.read(chunkOf(at));
+      const slot = PhysMemory.wordIndex(at);
+      const lo = w[slot]! | 0;
+      if ((lo & PTE_TYPE_MASK) !== PTE_TYPE_TABLE) return false;
+      table = pteToPaddr(lo, w[slot + 1]! | 0, this.g.granule);
+    }
+    return true;
   }
 
   /** Count (`by` 1) or forget (`by` -1) a table above the last level at [p, p + size). */
