@@ -9,12 +9,12 @@ import { Quirk, type FormatName, type ProtName } from './constants.js';
 import { FlushCallbackError, IoPgtableError, TableFreeError, type MapErrno, type MapResult, type UnmapResult } from './errors.js';
 import type { FlushTracker } from './flush.js';
 import { protToPte, pteToBigInt, type PteTemplate } from './formats/lpae/pte.js';
-import { E_EXIST, E_INVAL, E_NOMEM, LpaeEngine, MapRequest, UNMAP_ENOENT, UnmapRequest, type DirtyRecorder } from './formats/lpae/table.js';
+import { E_EXIST, E_INVAL, E_NOMEM, LpaeEngine, UNMAP_ENOENT, type DirtyRecorder, type MapRequest } from './formats/lpae/table.js';
 import { IotlbGather } from './gather.js';
 import type { Geometry } from './geometry.js';
 import { describe, toU64 } from './names.js';
 import { PhysMemory } from './phys/memory.js';
-import { RequestLimits, decodeMap, decodeUnmap } from './request.js';
+import { RequestDecoder, RequestLimits } from './request.js';
 import type { EffectiveCfg } from './io-pgtable.js';
 import type { Mode } from './types.js';
 
@@ -48,10 +48,8 @@ export let deviceSnapshot: (pt: PageTable<unknown>) => Map<Paddr, Map<number, bi
  */
 export class PageTable<C = unknown> {
   private freed = false;
-  private readonly limits: RequestLimits;
-  /** Decoded requests, reused: no allocation per call. */
-  private readonly mapReq = new MapRequest();
-  private readonly unmapReq = new UnmapRequest();
+  /** Decodes each call into a request struct it reuses (no allocation per call). */
+  private readonly requests: RequestDecoder;
   /** Leaf templates by prot mask (0..0x3f), computed once. */
   private readonly templates: Array<PteTemplate | undefined> = [];
   private readonly template = (prot: number): PteTemplate => (this.templates[prot] ??= protToPte(this.format, this.cfg.quirks, prot));
@@ -71,7 +69,8 @@ export class PageTable<C = unknown> {
   ) {
     this.#engine = engine;
     const g = engine.g;
-    this.limits = new RequestLimits(cfg.pgsizeBitmap, cfg.ias, cfg.oas, (cfg.quirks & Quirk.ARM_TTBR1) !== 0, mode === 'strict', g.blockSize[g.startLevel]! * g.pgdEntries);
+    const limits = new RequestLimits(cfg.pgsizeBitmap, cfg.ias, cfg.oas, (cfg.quirks & Quirk.ARM_TTBR1) !== 0, mode === 'strict', g.blockSize[g.startLevel]! * g.pgdEntries);
+    this.requests = new RequestDecoder(limits, this.template);
   }
 
   get geometry(): Geometry {
@@ -189,8 +188,8 @@ export class PageTable<C = unknown> {
   }
 
   private map(iova: U64, paddr: U64, pgsize: U64, pgcount: number, prot: number | readonly ProtName[], ctx: MapCtx): MapResult {
-    const req = this.mapReq;
-    const bad = decodeMap(this.limits, iova, paddr, pgsize, pgcount, prot, ctx, req, this.template);
+    const bad = this.requests.map(iova, paddr, pgsize, pgcount, prot, ctx);
+    const req = this.requests.mapReq;
     if (bad !== null) return Object.freeze({ mapped: 0, error: bad.error, message: bad.message });
     const ret = this.#engine.map(req);
     if (ret >= 0) return ret === this.lastMapped.mapped ? this.lastMapped : (this.lastMapped = Object.freeze({ mapped: ret }));
@@ -228,8 +227,8 @@ export class PageTable<C = unknown> {
   }
 
   private unmap(iova: U64, pgsize: U64, pgcount: number, gather: IotlbGather | null): UnmapResult {
-    const req = this.unmapReq;
-    const bad = decodeUnmap(this.limits, iova, pgsize, pgcount, req);
+    const bad = this.requests.unmap(iova, pgsize, pgcount);
+    const req = this.requests.unmapReq;
     if (bad !== null) return Object.freeze({ unmapped: 0, error: bad.error, message: bad.message });
     if (gather !== null && (!(gather instanceof IotlbGather) || (gather._pendingOn !== null && gather._pendingOn !== this.flush))) return badGather(gather);
     req.gather = gather;

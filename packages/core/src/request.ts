@@ -8,7 +8,7 @@ import { isPowerOfTwo, type MapCtx } from '@io-pgtable/allocator-api';
 import { TWO_32, hex, iovaToNumber, low52 } from './addr.js';
 import { Prot, type ProtName } from './constants.js';
 import type { MapErrno, UnmapErrno } from './errors.js';
-import type { MapRequest, UnmapRequest } from './formats/lpae/table.js';
+import { MapRequest, UnmapRequest } from './formats/lpae/table.js';
 import { describe, parseProt, toU64 } from './names.js';
 
 /** What a decoder knows about the page table: fixed at creation. */
@@ -180,69 +180,75 @@ function strictUnmapError(iv: number, ps: number, pgcount: number, lim: RequestL
 }
 
 /**
- * map_pages arguments into `req`, or why they are refused. `template(prot)` gives the
- * leaf attributes of a prot mask.
+ * A page table's request decoder: its limits, its leaf templates, and the two request
+ * structs it fills (one each, reused: no allocation per call).
  */
-export function decodeMap(
-  lim: RequestLimits,
-  iova: unknown,
-  paddr: unknown,
-  pgsize: unknown,
-  pgcount: unknown,
-  prot: unknown,
-  ctx: MapCtx,
-  req: MapRequest,
-  template: (prot: number) => { lo: number; hi: number },
-): RequestError<MapErrno> | null {
-  const ps = decodePgsize(pgsize, lim);
-  if (typeof ps !== 'number') return ps;
-  if (!smallCount(pgcount)) {
-    const bad = mapCountError(pgcount, lim);
-    if (bad !== null) return bad;
-  }
-  const n = pgcount as number;
-  const iv = decodeIova(iova, lim);
-  if (typeof iv !== 'number') return iv;
-  const pa = decodePaddr(paddr, lim);
-  if (typeof pa !== 'number') return pa;
-  const mask = decodeProt(prot);
-  if (typeof mask !== 'number') return mask;
-  if (lim.strict && !strictMapOk(iv, pa, ps, n, lim)) {
-    const bad = strictMapError(iv, pa, ps, n, lim);
-    if (bad !== null) return bad;
-  }
-  const t = template(mask);
-  req.iova = iv;
-  req.i52 = index52(iv);
-  req.paddr = pa;
-  req.pgsize = ps;
-  req.pgcount = n;
-  req.tLo = t.lo;
-  req.tHi = t.hi;
-  req.ctx = ctx;
-  req.strict = lim.strict;
-  return null;
-}
+export class RequestDecoder {
+  readonly mapReq = new MapRequest();
+  readonly unmapReq = new UnmapRequest();
 
-/** unmap_pages arguments (the gather is checked by the caller) into `req`, or why they are refused. */
-export function decodeUnmap(lim: RequestLimits, iova: unknown, pgsize: unknown, pgcount: unknown, req: UnmapRequest): RequestError<UnmapErrno> | null {
-  const ps = decodePgsize(pgsize, lim);
-  if (typeof ps !== 'number') return ps;
-  if (!smallCount(pgcount)) {
-    const bad = unmapCountError(pgcount);
-    if (bad !== null) return bad;
+  constructor(
+    readonly lim: RequestLimits,
+    /** The leaf attributes of a prot mask (arm_lpae_prot_to_pte). */
+    private readonly template: (prot: number) => { lo: number; hi: number },
+  ) {}
+
+  /** map_pages arguments into `mapReq`, or why they are refused. */
+  map(iova: unknown, paddr: unknown, pgsize: unknown, pgcount: unknown, prot: unknown, ctx: MapCtx): RequestError<MapErrno> | null {
+    const lim = this.lim;
+    const req = this.mapReq;
+    const ps = decodePgsize(pgsize, lim);
+    if (typeof ps !== 'number') return ps;
+    if (!smallCount(pgcount)) {
+      const bad = mapCountError(pgcount, lim);
+      if (bad !== null) return bad;
+    }
+    const n = pgcount as number;
+    const iv = decodeIova(iova, lim);
+    if (typeof iv !== 'number') return iv;
+    const pa = decodePaddr(paddr, lim);
+    if (typeof pa !== 'number') return pa;
+    const mask = decodeProt(prot);
+    if (typeof mask !== 'number') return mask;
+    if (lim.strict && !strictMapOk(iv, pa, ps, n, lim)) {
+      const bad = strictMapError(iv, pa, ps, n, lim);
+      if (bad !== null) return bad;
+    }
+    const t = this.template(mask);
+    req.iova = iv;
+    req.i52 = index52(iv);
+    req.paddr = pa;
+    req.pgsize = ps;
+    req.pgcount = n;
+    req.tLo = t.lo;
+    req.tHi = t.hi;
+    req.ctx = ctx;
+    req.strict = lim.strict;
+    return null;
   }
-  const n = pgcount as number;
-  const iv = decodeIova(iova, lim);
-  if (typeof iv !== 'number') return iv;
-  if (lim.strict && !strictUnmapOk(iv, ps, n, lim)) {
-    const bad = strictUnmapError(iv, ps, n, lim);
-    if (bad !== null) return bad;
+
+  /** unmap_pages arguments (the gather is checked by the caller) into `unmapReq`, or why they are refused. */
+  unmap(iova: unknown, pgsize: unknown, pgcount: unknown): RequestError<UnmapErrno> | null {
+    const lim = this.lim;
+    const req = this.unmapReq;
+    const ps = decodePgsize(pgsize, lim);
+    if (typeof ps !== 'number') return ps;
+    if (!smallCount(pgcount)) {
+      const bad = unmapCountError(pgcount);
+      if (bad !== null) return bad;
+    }
+    const n = pgcount as number;
+    const iv = decodeIova(iova, lim);
+    if (typeof iv !== 'number') return iv;
+    if (lim.strict && !strictUnmapOk(iv, ps, n, lim)) {
+      const bad = strictUnmapError(iv, ps, n, lim);
+      if (bad !== null) return bad;
+    }
+    req.iova = iv;
+    req.i52 = index52(iv);
+    req.pgsize = ps;
+    req.pgcount = n;
+    req.strict = lim.strict;
+    return null;
   }
-  req.iova = iv;
-  req.i52 = index52(iv);
-  req.pgsize = ps;
-  req.pgcount = n;
-  req.strict = lim.strict;
-  return null;
 }

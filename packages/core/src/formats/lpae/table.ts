@@ -481,8 +481,8 @@ export class LpaeEngine {
         const i3 = (ilo >>> this.leafShift) & this.leafMask;
         const run = this.run;
         run.level = 3;
-        run.tableHi = wc.tableHi[h]!;
-        run.tableLo = wc.tableLo[h]!;
+        run.tableHi = wc.kHi[h]!;
+        run.tableLo = wc.tableLo(h);
         run.idx = i3;
         run.n = Math.min(r.pgcount, this.leafMask + 1 - i3);
         run.fresh = false;
@@ -558,7 +558,7 @@ export class LpaeEngine {
       table = kHi * TWO_32 + (tLo >>> 0);
       idx = this.index(ilo, ihi, level);
       const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
-      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base, table);
+      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base);
       slot = base + 2 * idx;
     }
   }
@@ -810,7 +810,7 @@ export class LpaeEngine {
     for (let s = slot; i < n; i++, s += 2) {
       const lo = w[s]! | 0;
       if ((lo | w[s + 1]!) === 0) break;
-      if ((lo & PTE_TYPE_MASK) !== page) return this.unmapAt(r, 3, wc.tableHi[h]!, wc.tableLo[h]!);
+      if ((lo & PTE_TYPE_MASK) !== page) return this.unmapAt(r, 3, wc.kHi[h]!, wc.tableLo(h));
     }
     if (i === 0) return UNMAP_ENOENT;
     w.fill(0, slot, slot + 2 * i);
@@ -857,10 +857,10 @@ export class LpaeEngine {
    * descriptor written through memory may point anywhere, and the cache only hears of writes
    * to the tables it knows: see upperFrames).
    */
-  private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number, table: number): void {
+  private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number): void {
     const chunk = this.words(kHi, kLo);
     if (chunk === this.absent || !this.pathKnown(ilo, ihi)) return;
-    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, table, chunk);
+    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, chunk);
   }
 
   /** The walk cache if it may be used now (see walk-cache.ts), emptied if memory was written since it was filled. */
@@ -977,7 +977,7 @@ export class LpaeEngine {
       kHi = pteAddrHi(lo, hi, this.big);
       kLo = tLo >>> CHUNK_SHIFT;
       const base = (tLo & (CHUNK_BYTES - 1)) >>> 2;
-      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base, kHi * TWO_32 + (tLo >>> 0));
+      if (level === 3 && wc !== null) this.rememberLeafTable(wc, ilo, ihi, kHi, kLo, base);
       slot = base + 2 * this.index(ilo, ihi, level);
     }
   }

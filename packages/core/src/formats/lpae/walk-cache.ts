@@ -13,7 +13,7 @@
  * write through memory since it was filled (MemoryStore.gen).
  *
  * Direct-mapped, one slot per live table rounded up to a power of two (at least 512, at
- * most 4,096: 28 bytes a slot, under 1% of the 4 KiB a table costs). Too few slots cost
+ * most 4,096: 24 bytes a slot, under 1% of the 4 KiB a table costs). Too few slots cost
  * more than they save: with 512 slots for 2,048 last-level tables (W4) map and unmap ran
  * slower (209 -> 246 ns per op), as most walks missed and paid for filling the slot.
  */
@@ -27,6 +27,8 @@ export function walkSlotsFor(tables: number): number {
   return n;
 }
 
+import { CHUNK_SHIFT } from '../../phys/memory.js';
+
 const EMPTY = new Uint32Array(0);
 
 export class WalkCache {
@@ -34,12 +36,14 @@ export class WalkCache {
   /** The tag (IOVA bits above the last-level table) as int32 halves; tagHi -1 is empty. */
   readonly tagLo: Int32Array;
   readonly tagHi: Int32Array;
-  /** The table: its chunk as packed halves (see LpaeEngine.words), the word of its slot 0, its address as int32 halves. */
+  /**
+   * The table: its chunk as int32 halves (address bits 51..32 and 31..16, see
+   * LpaeEngine.words) and the word of its slot 0 in that chunk, which together are its
+   * address (see tableLo).
+   */
   readonly kHi: Int32Array;
   readonly kLo: Int32Array;
   readonly base: Int32Array;
-  readonly tableHi: Int32Array;
-  readonly tableLo: Int32Array;
   /**
    * The table's chunk array itself: a hit reaches the descriptors without the chunk cache
    * (three dependent loads fewer before the leaf's cache miss can start).
@@ -55,8 +59,6 @@ export class WalkCache {
     this.kHi = new Int32Array(slots);
     this.kLo = new Int32Array(slots);
     this.base = new Int32Array(slots);
-    this.tableHi = new Int32Array(slots);
-    this.tableLo = new Int32Array(slots);
     this.chunk = new Array<Uint32Array>(slots).fill(EMPTY);
   }
 
@@ -71,15 +73,18 @@ export class WalkCache {
     return this.tagLo[h] === tagLo && this.tagHi[h] === tagHi ? h : -1;
   }
 
-  put(tagLo: number, tagHi: number, kHi: number, kLo: number, base: number, table: number, chunk: Uint32Array): void {
+  /** The low half of the address of slot `h`'s table (its high half is kHi[h]). */
+  tableLo(h: number): number {
+    return (this.kLo[h]! << CHUNK_SHIFT) | (this.base[h]! << 2);
+  }
+
+  put(tagLo: number, tagHi: number, kHi: number, kLo: number, base: number, chunk: Uint32Array): void {
     const h = tagLo & this.mask;
     this.tagLo[h] = tagLo;
     this.tagHi[h] = tagHi;
     this.kHi[h] = kHi;
     this.kLo[h] = kLo;
     this.base[h] = base;
-    this.tableHi[h] = (table / 0x1_0000_0000) | 0;
-    this.tableLo[h] = table | 0;
     this.chunk[h] = chunk;
   }
 }
