@@ -147,17 +147,9 @@ const RW = Prot.READ | Prot.WRITE;
 
 /**
  * Strict mode's checks of a map around io-pgtable (the iommu core's): alignment, the run
- * inside ias and oas, a page no larger than the table. `strictMapOk` decides, and
- * `strictMapError` (called when it fails) says which check failed.
+ * inside ias and oas, a page no larger than the table. The decoder tests the common case
+ * inline; this says which check failed, or null when they all pass (a page above 1 GiB).
  */
-function strictMapOk(iv: number, pa: number, ps: number, pgcount: number, lim: RequestLimits): boolean {
-  // Written out (no calls): this runs on every strict map, inside V8's inlining budget.
-  // Pages above 1 GiB take strictMapError's full checks.
-  const len = ps * pgcount;
-  const start = lim.ttbr1 ? iv + lim.iasSize : iv;
-  return ps <= 0x4000_0000 && ((iv >>> 0) & (ps - 1)) === 0 && ((pa >>> 0) & (ps - 1)) === 0 && start + len <= lim.iasSize && pa + len <= lim.oasSize && lim.span >= ps;
-}
-
 function strictMapError(iv: number, pa: number, ps: number, pgcount: number, lim: RequestLimits): RequestError<MapErrno> | null {
   if (!aligned(iv, ps) || !aligned(pa, ps)) return reject('EINVAL', `unaligned: iova ${hex(iv)} pa ${hex(pa)} size ${hex(ps)}`);
   const len = ps * pgcount;
@@ -168,11 +160,6 @@ function strictMapError(iv: number, pa: number, ps: number, pgcount: number, lim
 }
 
 /** Strict mode's checks of an unmap: alignment, the run inside ias (as for a map). */
-function strictUnmapOk(iv: number, ps: number, pgcount: number, lim: RequestLimits): boolean {
-  const start = lim.ttbr1 ? iv + lim.iasSize : iv;
-  return ps <= 0x4000_0000 && ((iv >>> 0) & (ps - 1)) === 0 && start + ps * pgcount <= lim.iasSize;
-}
-
 function strictUnmapError(iv: number, ps: number, pgcount: number, lim: RequestLimits): RequestError<UnmapErrno> | null {
   if (!aligned(iv, ps)) return reject('EINVAL', `unaligned: iova ${hex(iv)} size ${hex(ps)}`);
   if (runPastIas(iv, ps * pgcount, lim)) return reject('ERANGE', `iova ${hex(iv)} + ${hex(ps * pgcount)} runs past the end of the input address space`);
@@ -210,7 +197,19 @@ export class RequestDecoder {
     if (typeof pa !== 'number') return pa;
     const mask = decodeProt(prot);
     if (typeof mask !== 'number') return mask;
-    if (lim.strict && !strictMapOk(iv, pa, ps, n, lim)) {
+    // Strict mode's checks, written out: a call here would box iv and pa (doubles) per map.
+    // Pages above 1 GiB take strictMapError's full checks.
+    if (
+      lim.strict &&
+      !(
+        ps <= 0x4000_0000 &&
+        ((iv >>> 0) & (ps - 1)) === 0 &&
+        ((pa >>> 0) & (ps - 1)) === 0 &&
+        (lim.ttbr1 ? iv + lim.iasSize : iv) + ps * n <= lim.iasSize &&
+        pa + ps * n <= lim.oasSize &&
+        lim.span >= ps
+      )
+    ) {
       const bad = strictMapError(iv, pa, ps, n, lim);
       if (bad !== null) return bad;
     }
@@ -240,7 +239,7 @@ export class RequestDecoder {
     const n = pgcount as number;
     const iv = decodeIova(iova, lim);
     if (typeof iv !== 'number') return iv;
-    if (lim.strict && !strictUnmapOk(iv, ps, n, lim)) {
+    if (lim.strict && !(ps <= 0x4000_0000 && ((iv >>> 0) & (ps - 1)) === 0 && (lim.ttbr1 ? iv + lim.iasSize : iv) + ps * n <= lim.iasSize)) {
       const bad = strictUnmapError(iv, ps, n, lim);
       if (bad !== null) return bad;
     }

@@ -475,7 +475,7 @@ export class LpaeEngine {
     // Pages (not blocks) may start at the last-level table the walk cache knows.
     const wc = r.pgsize === g.granule ? this.walkCache() : null;
     if (wc !== null) {
-      const h = this.cachedLeafTable(wc, ilo, ihi);
+      const h = wc.find(this.leafTag(ilo, ihi), ihi >>> this.tagShift);
       if (h >= 0) {
         // The last level is never the start level here (walk-cache.ts), and no guard is installed.
         const i3 = (ilo >>> this.leafShift) & this.leafMask;
@@ -726,7 +726,8 @@ export class LpaeEngine {
   unmap(r: UnmapRequest): number {
     const wc = r.pgsize === this.g.granule ? this.walkCache() : null;
     if (wc !== null) {
-      const h = this.cachedLeafTable(wc, r.i52 | 0, hi32(r.i52));
+      const ihi = hi32(r.i52);
+      const h = wc.find(this.leafTag(r.i52 | 0, ihi), ihi >>> this.tagShift);
       if (h >= 0) return this.unmapLeaves(r, wc, h);
     }
     return this.unmapAt(r, this.g.startLevel, hi32(this.pgd), this.pgd | 0);
@@ -846,9 +847,13 @@ export class LpaeEngine {
 
   // ---- walks ----------------------------------------------------------------------
 
-  /** The walk cache's slot for the last-level table of the IOVA (ilo, ihi), or -1 (tag: the IOVA bits above that table). */
-  private cachedLeafTable(wc: WalkCache, ilo: number, ihi: number): number {
-    return wc.find((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift);
+  /**
+   * The low half of the walk cache's tag of the IOVA (ilo, ihi): its bits above the
+   * last-level table (the high half is `ihi >>> tagShift`). Tiny on purpose: V8 always
+   * inlines it, where a call taking `ilo` (any int32, not always a small integer) would box it.
+   */
+  private leafTag(ilo: number, ihi: number): number {
+    return (ilo >>> this.tagShift) | (ihi << (32 - this.tagShift));
   }
 
   /**
@@ -860,7 +865,7 @@ export class LpaeEngine {
   private rememberLeafTable(wc: WalkCache, ilo: number, ihi: number, kHi: number, kLo: number, base: number): void {
     const chunk = this.words(kHi, kLo);
     if (chunk === this.absent || !this.pathKnown(ilo, ihi)) return;
-    wc.put((ilo >>> this.tagShift) | (ihi << (32 - this.tagShift)), ihi >>> this.tagShift, kHi, kLo, base, chunk);
+    wc.put(this.leafTag(ilo, ihi), ihi >>> this.tagShift, kHi, kLo, base, chunk);
   }
 
   /** The walk cache if it may be used now (see walk-cache.ts), emptied if memory was written since it was filled. */
@@ -949,7 +954,7 @@ export class LpaeEngine {
     let kLo: number;
     let slot: number;
     const wc = this.walkCache();
-    const h = wc === null ? -1 : this.cachedLeafTable(wc, ilo, ihi);
+    const h = wc === null ? -1 : wc.find(this.leafTag(ilo, ihi), ihi >>> this.tagShift);
     if (h >= 0) {
       level = 3;
       kHi = wc!.kHi[h]!;
