@@ -1,3 +1,5 @@
+import { CHUNK_SHIFT } from '../../phys/memory.js';
+
 /**
  * A page table's walk cache: where the last-level table of an IOVA lives, by the IOVA
  * bits above that table (what a real IOMMU's walk cache holds for its table walks). A
@@ -10,7 +12,9 @@
  * writes unlink one), and it is used only while nothing else can write the tree: a
  * coherent walk (a non-coherent walk syncs upper-level slots on every map), no access
  * guard (whose checks must see every read), the only page table on its memory, and no
- * write through memory since it was filled (MemoryStore.gen).
+ * write through memory to a table above the last level since it was filled (MemoryStore.gen
+ * and its log of the last writes, against LpaeEngine.upperFrames). A slot is filled only for
+ * a walk through tables the page table installed: those are the tables whose writes it hears of.
  *
  * Direct-mapped, one slot per live table rounded up to a power of two (at least 512, at
  * most 4,096: 24 bytes a slot, under 1% of the 4 KiB a table costs). Too few slots cost
@@ -27,7 +31,6 @@ export function walkSlotsFor(tables: number): number {
   return n;
 }
 
-import { CHUNK_SHIFT } from '../../phys/memory.js';
 
 const EMPTY = new Uint32Array(0);
 
