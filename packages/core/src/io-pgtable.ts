@@ -10,7 +10,6 @@ import { LPAE_MAIR, configureLpae, type LpaeRegisters, type TcrFields, type Vtcr
 import { formatOps } from './formats/lpae/ops.js';
 import { LpaeEngine, type EngineHooks } from './formats/lpae/table.js';
 import { FlushTracker } from './flush.js';
-import type { Geometry } from './geometry.js';
 import { IoPgtableError } from './errors.js';
 import { describe, parseQuirks, toU64 } from './names.js';
 import { PageTable, type U64 } from './page-table.js';
@@ -166,7 +165,7 @@ export function allocIoPgtableOps<C = unknown>(format: string, cfg: PgtableCfg<C
   engine.pgd = pgd;
   // One more page table lives on this memory (walk caches are used only by a lone one).
   storeOf(memory).tables++;
-  const eff = effectiveCfg(fmt, pgsizeBitmap, geometry, quirks.mask, coherentWalk, regs, pgd, mode);
+  const eff = effectiveCfg({ format: fmt, pgsizeBitmap, ias: geometry.ias, oas: geometry.oas, quirks: quirks.mask, coherentWalk }, regs, pgd, mode);
   return { ok: true, table: new PageTable<C>(fmt, eff, engine, mode, flush) };
 }
 
@@ -184,17 +183,8 @@ function registryFor(memory: PhysMemory): TableRegistry {
 
 const IDENTITY_DMA: DmaOps = { map: (p) => p, unmap() {}, sync() {} };
 
-function effectiveCfg(
-  format: FormatName,
-  pgsizeBitmap: number,
-  g: Geometry,
-  quirks: number,
-  coherentWalk: boolean,
-  regs: LpaeRegisters,
-  pgd: number,
-  mode: Mode,
-): EffectiveCfg {
-  const base = { format, pgsizeBitmap, ias: g.ias, oas: g.oas, quirks, coherentWalk };
+/** The configuration fields every format shares, then its registers pointing at the PGD. */
+function effectiveCfg(base: Pick<EffectiveCfg, 'format' | 'pgsizeBitmap' | 'ias' | 'oas' | 'quirks' | 'coherentWalk'>, regs: LpaeRegisters, pgd: number, mode: Mode): EffectiveCfg {
   switch (regs.kind) {
     case 's1':
       return { ...base, ttbr: pgd, tcr: regs.tcr, mair: mode === 'kernel' ? regs.mair : LPAE_MAIR };

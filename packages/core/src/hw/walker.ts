@@ -115,7 +115,7 @@ export function walkConfigFromRegisters(cfg: EffectiveCfg): WalkConfig {
     // TRANSTAB carries mode and cacheability in bits [4:0]; the table base is above them.
     const base = cfg.transtab - (cfg.transtab % 32);
     // AS_TRANSCFG-less (LPAE) Mali: always a 4-level, 4 KiB walk of a 48-bit space.
-    return freeze('mali', 4096, 0, 48, cfg.ias, cfg.oas, base, false, false, false);
+    return freeze({ regime: 'mali', granule: 4096, startLevel: 0, walkBits: 48, ias: cfg.ias, oas: cfg.oas, base, ttbr1: false, hd: false, checkAf: false });
   }
   if (cfg.tcr !== undefined && cfg.ttbr !== undefined) {
     const ttbr1 = (quirks & QUIRK_TTBR1) !== 0;
@@ -128,7 +128,7 @@ export function walkConfigFromRegisters(cfg: EffectiveCfg): WalkConfig {
     const bpl = pgShift - 3;
     // Stage 1 starts at the level whose index covers the top input bit (no concatenation).
     const startLevel = 4 - Math.ceil((ias - pgShift) / bpl);
-    return freeze('s1', granule, startLevel, ias, ias, oas, cfg.ttbr, ttbr1, (quirks & QUIRK_HD) !== 0, true);
+    return freeze({ regime: 's1', granule, startLevel, walkBits: ias, ias, oas, base: cfg.ttbr, ttbr1, hd: (quirks & QUIRK_HD) !== 0, checkAf: true });
   }
   if (cfg.vtcr !== undefined && cfg.vttbr !== undefined) {
     const granule = TG0_GRANULE[cfg.vtcr.tg];
@@ -139,23 +139,26 @@ export function walkConfigFromRegisters(cfg: EffectiveCfg): WalkConfig {
     // SL0 encodes the start level relative to the granule (4K: 2->L0; 16K/64K: 2->L1).
     const startLevel = (granule === 4096 ? 2 : 3) - cfg.vtcr.sl;
     if (startLevel < 0 || startLevel > 3) throw new WalkConfigError(`VTCR.SL0 ${cfg.vtcr.sl} is reserved for this granule`);
-    return freeze('s2', granule, startLevel, ias, ias, oas, cfg.vttbr, false, false, true);
+    return freeze({ regime: 's2', granule, startLevel, walkBits: ias, ias, oas, base: cfg.vttbr, ttbr1: false, hd: false, checkAf: true });
   }
   throw new WalkConfigError(`config of ${cfg.format} carries no translation registers`);
 }
 
-function freeze(
-  regime: Regime,
-  granule: number,
-  startLevel: number,
-  walkBits: number,
-  ias: number,
-  oas: number,
-  base: number,
-  ttbr1: boolean,
-  hd: boolean,
-  checkAf: boolean,
-): WalkConfig {
+/** What the registers program, before the fields derived from it (`walkBits`: the input bits the walk resolves). */
+interface Programmed {
+  regime: Regime;
+  granule: number;
+  startLevel: number;
+  walkBits: number;
+  ias: number;
+  oas: number;
+  base: number;
+  ttbr1: boolean;
+  hd: boolean;
+  checkAf: boolean;
+}
+
+function freeze({ regime, granule, startLevel, walkBits, ias, oas, base, ttbr1, hd, checkAf }: Programmed): WalkConfig {
   const pgShift = Math.log2(granule);
   const bitsPerLevel = pgShift - 3;
   const startBits = walkBits - levelShift(bitsPerLevel, startLevel);
