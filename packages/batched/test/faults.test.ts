@@ -4,7 +4,7 @@
  * lose or double-count a page.
  */
 import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting } from '@io-pgtable/allocator-api';
-import { throwingBacking } from '@io-pgtable/conformance';
+import { throwingBacking, thrown } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { withBatching } from '../src/index.js';
@@ -12,14 +12,6 @@ import { withBatching } from '../src/index.js';
 const PAGE = 4096;
 const FLUSHED = { kind: 'table' as const, level: 3, flush: { id: 1, done: true } };
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 
 describe('batched: the release access check', () => {

@@ -3,6 +3,7 @@ import { createSystemAllocator, PhysMemory } from '@io-pgtable/core';
 import { describe, expect, test } from 'vitest';
 import { CAllocatorError, CAllocatorLoadError, compileCAllocator, createCAllocator, loadCAllocator } from '../src/index.js';
 import { FIXTURES, moduleOf, wasmOf } from './helpers/compiler.js';
+import { thrown } from '@io-pgtable/conformance';
 
 const CTX: AllocCtx = { mayBlock: true, kind: 'table', level: 2 };
 const faulty = (name: string) => moduleOf(`${FIXTURES}/faulty.c`, [`-DFAULT_${name}`]);
@@ -12,15 +13,6 @@ function fresh(name: string) {
   return { backing, alloc: createCAllocator(faulty(name), { backing }) };
 }
 
-/** The error `fn` throws (fails the test when it returns). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('errors from the C side are typed, name the allocator and the rule, and never crash the runner', () => {
   test.each([

@@ -35,3 +35,4 @@ export {
   runConformanceGroup,
 } from './suite.js';
 export { throwingBacking, type ThrowingBacking } from './throwing-backing.js';
+export { thrown } from './thrown.js';

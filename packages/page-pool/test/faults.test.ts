@@ -4,7 +4,7 @@
  * page.
  */
 import { AllocatorFaultError, AllocatorMisuseError, BLOCKING_CTX, assertAccounting, type AllocatorStats } from '@io-pgtable/allocator-api';
-import { throwingBacking } from '@io-pgtable/conformance';
+import { throwingBacking, thrown } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator, type AccessKind } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { withPagePool } from '../src/index.js';
@@ -30,14 +30,6 @@ function guarded(kinds: readonly AccessKind[] = ['release', 'zero', 'write', 'cl
   return { memory, away, refused };
 }
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 
 const same = (a: AllocatorStats, b: AllocatorStats) => expect(JSON.stringify(a)).toBe(JSON.stringify(b));

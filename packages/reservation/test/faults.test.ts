@@ -4,7 +4,7 @@
  * the host is never taken back for reuse.
  */
 import { AllocatorFaultError, AllocatorMisuseError, PGD_CTX, assertAccounting } from '@io-pgtable/allocator-api';
-import { throwingBacking } from '@io-pgtable/conformance';
+import { throwingBacking, thrown } from '@io-pgtable/conformance';
 import { PhysMemory, createSystemAllocator } from '@io-pgtable/core';
 import { describe, expect, it } from 'vitest';
 import { CountError, createAdmission, tablesNeeded, withReservation, type FreePolicy } from '../src/index.js';
@@ -16,14 +16,6 @@ const PAGE = 4096;
 const RUN = { mayBlock: false, phase: 'run' as const, kind: 'table' as const, level: 3 };
 const FLUSHED = { kind: 'table' as const, level: 3, flush: { id: 1, done: true } };
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 
 describe('reservation: throwing backing calls', () => {

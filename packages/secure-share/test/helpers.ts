@@ -46,15 +46,6 @@ export function dirtyBacking(inner: SystemAllocator): TableAllocator {
   };
 }
 
-/** The value `fn` throws (undefined when it returns): lets a test inspect a typed error. */
-export function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 /** The stacks secure-share runs on: every layer below it is one more public `free`. */
 export const STACKS: ReadonlyArray<[string, (memory: PhysMemory) => TableAllocator]> = [
@@ -63,3 +54,5 @@ export const STACKS: ReadonlyArray<[string, (memory: PhysMemory) => TableAllocat
   ['batched > system', (memory) => withBatching(createSystemAllocator({ memory }), { batch: 4 })],
   ['page-pool > batched > system', (memory) => withPagePool(withBatching(createSystemAllocator({ memory }), { batch: 2 }), { zero: 'on-free', highWatermark: 2 })],
 ];
+
+export { thrown } from '@io-pgtable/conformance';
